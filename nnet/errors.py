@@ -1,0 +1,26 @@
+"""User-facing errors.
+
+Every error a user can cause (a bad file, a missing folder, a wrong option) is raised as a subclass
+of :class:`IQAError` with a one-line message that names the file and says how to fix it.
+``main.py`` prints such errors without a traceback and exits with a non-zero status.
+"""
+
+
+class IQAError(Exception):
+    """An error caused by user input, with a message meant to be read by that user."""
+
+
+class ConfigError(IQAError):
+    """A config file or a command-line override is invalid."""
+
+
+class DataError(IQAError):
+    """A dataset folder, label file, CSV file or image is missing or malformed."""
+
+
+class CheckpointError(IQAError):
+    """A checkpoint file is missing, corrupt, untrusted or of the wrong architecture."""
+
+
+class WeightsUnavailableError(IQAError):
+    """Pretrained backbone weights cannot be obtained (offline machine and no local file)."""
