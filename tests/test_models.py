@@ -132,3 +132,16 @@ def test_offline_hub_gives_one_error_naming_both_fixes(tmp_path):
     message = result.stdout.strip()
     assert "cannot get ImageNet weights" in message
     assert "model.backbone_weights_file=PATH" in message and "calibrated-random" in message
+
+
+@pytest.mark.parametrize("architecture", ARCHS)
+def test_shared_reference_features_score_like_separate_pairs(architecture, tiny_model, tiny_pair):
+    """forward_features with one set of reference features for k groups of distorted images."""
+    model = tiny_model(architecture).eval()
+    reference, _ = tiny_pair(batch=2)  # n = 2 reference "crops"
+    distorted = tiny_pair(batch=6, seed=3)[1]  # k = 3 groups of 2
+    with torch.no_grad():
+        shared = model.forward_features(model.extract_features(reference), model.extract_features(distorted))
+        separate = model(reference.repeat(3, 1, 1, 1), distorted)
+    assert shared.shape == (6, 1)
+    assert torch.allclose(shared, separate, atol=1e-5)

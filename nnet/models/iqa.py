@@ -39,9 +39,17 @@ class FullReferenceIQA(nn.Module):
         return self.forward_features(reference_features, distorted_features)
 
     def forward_features(self, reference_features: torch.Tensor, distorted_features: torch.Tensor) -> torch.Tensor:
-        """Score from precomputed trunk features (lets callers reuse a reference's features)."""
-        difference = reference_features - distorted_features  # before the projection (spec §3)
-        return self.score_projected(self.projection(reference_features), self.projection(difference))
+        """Scores from precomputed trunk features, so that a reference's features can be reused.
+
+        ``reference_features`` [n, 1920, h, w] and ``distorted_features`` [k·n, 1920, h, w]: the
+        distorted batch is k groups of n that all pair with the same n reference entries (k = 1 for
+        ordinary pairs). Returns [k·n, 1].
+        """
+        n = reference_features.shape[0]
+        groups = distorted_features.shape[0] // n
+        difference = reference_features - distorted_features.view(groups, *reference_features.shape)  # spec §3
+        projected_reference = self.projection(reference_features).repeat(groups, 1, 1, 1)  # [k·n, D, h, w]
+        return self.score_projected(projected_reference, self.projection(difference.flatten(0, 1)))
 
     def score_projected(self, reference: torch.Tensor, difference: torch.Tensor) -> torch.Tensor:
         """Map projected reference and difference maps [B, D, h, w] to scores [B, 1]."""

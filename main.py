@@ -1,0 +1,138 @@
+"""Train, average, evaluate, submit and predict with IQA Conformer / IQA Transformer.
+
+    python main.py -c configs/PIPAL/IQA_Conformer.py                                  # train
+    python main.py -c configs/PIPAL/IQA_Conformer.py --mode swa --swa_epochs 21 30     # average
+    python main.py -c configs/PIPAL/IQA_Conformer.py --checkpoint swa-equal-21-30 --mode generation
+"""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from nnet.config import Config, apply_overrides, load_config
+from nnet.data import MOSNormalizer
+from nnet.engine import generate, predict, swa, train
+from nnet.engine.distributed import Runtime, barrier, start_runtime, stop_runtime
+from nnet.engine.paths import checkpoint_path, resolve_checkpoint
+from nnet.engine.records import normalizer_for
+from nnet.errors import IQAError
+
+# Command-line options that are shortcuts for config fields (kept from the original code).
+CONFIG_OPTIONS = ("num_workers", "steps_per_epoch", "saving_period", "eval_period", "batch_size_eval")
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", type=Path, help="Python config file, e.g. configs/PIPAL/IQA_Conformer.py")
+    parser.add_argument("-m", "--mode", choices=("training", "swa", "evaluation", "generation", "predict", "pipeline"), default="training", help="what to do (default: training); pipeline = training, swa, evaluation and generation in one go")
+    parser.add_argument("--checkpoint", help="a checkpoint file, or a label in the run folder: 'last', an epoch "
+                        "number, 'swa-equal-21-30'; training resumes from it")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field, e.g. --set epochs=2 --set optimizer.lr=3e-4 (repeatable)")
+    parser.add_argument("--swa_epochs", type=int, nargs=2, metavar=("FIRST", "LAST"),
+                        help="swa: average checkpoints of epochs FIRST..LAST inclusive (default: the config's swa_epochs)")
+    parser.add_argument("--swa_epochs_list", type=int, nargs="+", metavar="EPOCH",
+                        help="swa: average checkpoints of exactly these epochs")
+    parser.add_argument("--swa_type", choices=("equal", "exp"), default="equal",
+                        help="swa: 'equal' mean, or 'exp' blend 0.1*old + 0.9*new (default: equal)")
+    parser.add_argument("--split", choices=("validation", "train", "test"), default="validation",
+                        help="evaluation: which labelled split to score (default: validation)")
+    parser.add_argument("--reference", type=Path, help="predict: a reference image or a folder of references")
+    parser.add_argument("--distorted", type=Path, help="predict: a distorted image or a folder, matched by name")
+    parser.add_argument("--output", type=Path, help="predict: write a CSV here instead of printing a table")
+    parser.add_argument("-j", "--num_workers", type=int, help="data-loading worker processes (config: num_workers)")
+    parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
+    parser.add_argument("--steps_per_epoch", type=int, help="batches per epoch (also the swa BatchNorm refresh)")
+    parser.add_argument("--saving_period", type=int, help="save a checkpoint every N epochs")
+    parser.add_argument("--eval_period", type=int, help="evaluate on the validation split every N epochs")
+    parser.add_argument("--batch_size_eval", type=int, help="pairs per batch in evaluation and generation")
+    parser.add_argument("--trust-checkpoint", dest="trust", action="store_true",
+                        help="UNSAFE: allow checkpoints that need arbitrary unpickling (only for files you trust)")
+    return parser.parse_args(argv)
+
+
+def load_run_config(args: argparse.Namespace) -> Config | None:
+    """The config file with the command line's shortcuts and --set overrides applied."""
+    if args.config is None:
+        if args.mode == "predict":
+            return None  # predict works from the checkpoint alone (PIPAL's MOS scale)
+        raise IQAError(f"--mode {args.mode} needs a config: add -c configs/PIPAL/IQA_Conformer.py (or yours)")
+    shortcuts = [f"{name}={getattr(args, name)}" for name in CONFIG_OPTIONS if getattr(args, name) is not None]
+    return apply_overrides(load_config(args.config), shortcuts + args.overrides)
+
+
+def run_training(config: Config, runtime: Runtime, args: argparse.Namespace) -> None:
+    resume = resolve_checkpoint(config, args.checkpoint) if args.checkpoint else None
+    train.train(config, runtime, resume, trust=args.trust)
+
+
+def run_swa(config: Config, runtime: Runtime, args: argparse.Namespace) -> Path:
+    if args.swa_epochs_list:
+        epochs, from_list = sorted(set(args.swa_epochs_list)), True
+    else:
+        first, last = args.swa_epochs or config.swa_epochs
+        epochs, from_list = list(range(first, last + 1)), False
+    output = checkpoint_path(config, swa.swa_label(args.swa_type, epochs, from_list))
+    if runtime.is_main:  # averaging is cheap; one process does it, so the result is the same under torchrun
+        swa.average_checkpoints(config, runtime, epochs, args.swa_type, from_list,
+                                bn_steps=args.steps_per_epoch, trust=args.trust)
+    barrier(runtime)
+    return output
+
+
+def run_scoring(config: Config, runtime: Runtime, args: argparse.Namespace) -> None:
+    if args.checkpoint is None:
+        raise IQAError(f"--mode {args.mode} needs --checkpoint (e.g. swa-equal-21-30, 30 or a file)")
+    checkpoint = resolve_checkpoint(config, args.checkpoint)
+    if args.mode == "generation":
+        generate.generate(config, runtime, checkpoint, trust=args.trust)
+    else:
+        generate.evaluate(config, runtime, checkpoint, args.split, trust=args.trust)
+
+
+def run_predict(config: Config | None, runtime: Runtime, args: argparse.Namespace) -> None:
+    if args.checkpoint is None or args.reference is None or args.distorted is None:
+        raise IQAError("--mode predict needs --checkpoint FILE --reference PATH --distorted PATH")
+    checkpoint = resolve_checkpoint(config, args.checkpoint) if config else Path(args.checkpoint)
+    normalizer = normalizer_for(config.data) if config else MOSNormalizer()
+    sys.stdout.write(predict.predict_to_output(checkpoint, args.reference, args.distorted, args.output,
+                                               runtime.device, normalizer, trust=args.trust))
+
+
+def run_pipeline(config: Config, runtime: Runtime, args: argparse.Namespace) -> None:
+    """Train, average, evaluate on the validation split (if any), and write the submission."""
+    run_training(config, runtime, args)
+    averaged = run_swa(config, runtime, args)
+    if config.data.val_fraction > 0:
+        generate.evaluate(config, runtime, averaged, "validation", trust=args.trust)
+    generate.generate(config, runtime, averaged, trust=args.trust)
+
+
+MODE_HANDLERS = {"training": run_training, "swa": run_swa, "evaluation": run_scoring,
+                 "generation": run_scoring, "predict": run_predict, "pipeline": run_pipeline}
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S", level=logging.INFO)
+    args = parse_arguments(argv)
+    runtime = None
+    try:
+        config = load_run_config(args)
+        runtime = start_runtime(cpu=args.cpu)
+        logging.getLogger().setLevel(logging.INFO if runtime.is_main else logging.WARNING)
+        MODE_HANDLERS[args.mode](config, runtime, args)
+    except IQAError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if runtime is not None:
+            stop_runtime(runtime)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

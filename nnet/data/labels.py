@@ -1,0 +1,86 @@
+"""PIPAL-style label files: one ``name,score`` line per distorted image.
+
+The same format serves PIPAL's ``Train_Label/*.txt``, the labels of the NTIRE validation and
+test sets, and the ``output.txt`` a submission writes, so predictions can be read back with it.
+"""
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from nnet.data.problems import ProblemList
+from nnet.errors import DataError
+
+FORMAT_HINT = "expected 'name,score', e.g. 'A0001_00_00.bmp,1500.1234'"
+
+
+@dataclass(frozen=True)
+class Label:
+    """A score and where it was read, so later problems can point at the line."""
+
+    score: float
+    source: Path
+    line: int
+
+
+def read_label_files(paths: Iterable[Path], problems: ProblemList) -> dict[str, Label]:
+    """Parse every label file; malformed lines and duplicate names are added to ``problems``."""
+    labels: dict[str, Label] = {}
+    for path in paths:
+        for name, label in _parse_label_file(Path(path), problems):
+            previous = labels.get(name)
+            if previous is not None:
+                problems.add(
+                    f"{label.source}:{label.line}: '{name}' is labelled again (first at "
+                    f"{previous.source}:{previous.line}); keep one line per image"
+                )
+                continue
+            labels[name] = label
+    return labels
+
+
+def read_labels(path: str | os.PathLike) -> dict[str, float]:
+    """Read one label file into ``{name: score}``; raise one DataError listing every bad line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: label file not found; check the path")
+    problems = ProblemList(f"Label file {path}")
+    labels = read_label_files([path], problems)
+    problems.raise_if_any()
+    return {name: label.score for name, label in labels.items()}
+
+
+def _parse_label_file(path: Path, problems: ProblemList) -> Iterable[tuple[str, Label]]:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        problems.add(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); "
+                     f"save it as plain text with lines {FORMAT_HINT}")
+        return
+    except OSError as error:
+        problems.add(f"{path}: cannot be read ({error.strerror}); check its permissions")
+        return
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        fields = [field.strip() for field in line.split(",")]
+        score = parse_score(fields[1]) if len(fields) == 2 else None
+        if len(fields) == 2 and fields[0] and score is not None:
+            yield fields[0], Label(score, path, number)
+        elif number == 1 and len(fields) == 2 and not any(c.isdigit() for c in line):
+            continue  # a header such as "name,score"
+        else:
+            problems.add(f"{path}:{number}: malformed label line {raw.strip()[:60]!r} "
+                         f"({FORMAT_HINT}); fix or delete the line")
+
+
+def parse_score(text: str) -> float | None:
+    """The finite float in ``text``, or None."""
+    try:
+        score = float(text)
+    except ValueError:
+        return None
+    return score if math.isfinite(score) else None

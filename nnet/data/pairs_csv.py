@@ -1,0 +1,159 @@
+"""Any full-reference dataset described by a CSV of (reference, distorted, score) rows.
+
+Column names follow common conventions, including pyiqa's meta-info files, so KADID-10k,
+TID2013, LIVE, CSIQ and PIPAL work from their usual CSVs. Paths are relative to ``root``.
+"""
+
+import csv
+import os
+from pathlib import Path, PurePath
+
+from nnet.data.labels import parse_score
+from nnet.data.problems import ProblemList
+from nnet.data.records import PairRecord
+from nnet.errors import DataError
+
+REFERENCE_COLUMNS = ("ref_name", "hq_name", "ref_img", "ref", "reference", "ref_path",
+                     "reference_path", "ref_image", "reference_image", "reference_name")
+DISTORTED_COLUMNS = ("dist_name", "dis_name", "dist_img", "dis_img", "distorted", "dist",
+                     "dis", "lq_name", "dist_path", "distorted_path", "dist_image",
+                     "distorted_image", "distorted_name")
+SCORE_COLUMNS = ("mos", "dmos", "elo_score", "score", "mos_score", "dmos_score", "quality",
+                 "label")
+TYPE_COLUMNS = ("dist_type", "distortion_type", "distortion")
+
+
+def scan_pairs_csv(
+    csv_path: str | os.PathLike,
+    root: str | os.PathLike | None = None,
+    lower_is_better: bool = False,
+    allow_outside_root: bool = False,
+    reference_column: str | None = None,
+    distorted_column: str | None = None,
+    score_column: str | None = None,
+    type_column: str | None = None,
+) -> list[PairRecord]:
+    """Index the pairs listed in ``csv_path``, in file order.
+
+    Args:
+        csv_path: a CSV with a header row naming at least a reference and a distorted column
+            (any of ``REFERENCE_COLUMNS`` / ``DISTORTED_COLUMNS``, case-insensitive) and usually
+            a score column (``SCORE_COLUMNS``); without one every ``mos`` is None.
+        root: folder the paths are relative to; default: the CSV's folder.
+        lower_is_better: the scores are DMOS-like (lower = better). Scores are stored as given
+            and the flag travels on each record (see :class:`MOSNormalizer`). The column name is
+            not trusted for this: KADID-10k's ``dmos`` column is higher-is-better.
+        allow_outside_root: accept absolute paths and paths with ``..`` leaving ``root``.
+        reference_column, distorted_column, score_column, type_column: explicit column
+            names, when the aliases do not find them or find several.
+
+    Raises:
+        DataError: listing every unreadable row, bad score, refused path and missing file.
+    """
+    csv_path = Path(csv_path)
+    root = csv_path.parent if root is None else Path(root)
+    if not csv_path.is_file():
+        raise DataError(f"{csv_path}: CSV file not found; check the dataset's csv path")
+    if not root.is_dir():
+        raise DataError(f"{root}: image root of {csv_path} is not a folder; check the root path")
+    header_line, *rows = _read_rows(csv_path)
+    header = [column.strip().lower() for column in header_line[1]]
+    reference_at = _column(header, reference_column, REFERENCE_COLUMNS, "reference_column",
+                           csv_path)
+    distorted_at = _column(header, distorted_column, DISTORTED_COLUMNS, "distorted_column",
+                           csv_path)
+    score_at = _column(header, score_column, SCORE_COLUMNS, "score_column", csv_path,
+                       required=False)
+    type_at = _column(header, type_column, TYPE_COLUMNS, "type_column", csv_path,
+                      required=False)
+
+    problems = ProblemList(f"Pairs CSV {csv_path}")
+    records = []
+    exists: dict[Path, bool] = {}
+    for line, row in rows:
+        if not any(cell.strip() for cell in row):
+            continue
+        where = f"{csv_path}:{line}"
+        if len(row) != len(header):
+            problems.add(f"{where}: {len(row)} fields where the header has {len(header)}; "
+                         f"fix the row (quote paths that contain commas)")
+            continue
+        reference_entry, distorted_entry = row[reference_at].strip(), row[distorted_at].strip()
+        score = None if score_at is None else parse_score(row[score_at])
+        if score_at is not None and score is None:
+            problems.add(f"{where}: score {row[score_at]!r} is not a finite number; fix the row")
+            continue
+        paths = [_resolve(entry, root, allow_outside_root, where, problems)
+                 for entry in (reference_entry, distorted_entry)]
+        if None in paths:
+            continue
+        for path in paths:
+            if path not in exists:
+                exists[path] = path.is_file()
+            if not exists[path]:
+                problems.add(f"{where}: image {path} not found; check the root ({root}) "
+                             f"or the row")
+        records.append(PairRecord(
+            reference=paths[0],
+            distorted=paths[1],
+            mos=score,
+            name=distorted_entry,
+            reference_name=reference_entry,
+            distortion_type=None if type_at is None else row[type_at].strip() or None,
+            lower_is_better=lower_is_better,
+        ))
+    if not records and not problems:
+        problems.add(f"{csv_path}: no rows after the header; add one row per pair")
+    problems.raise_if_any()
+    return records
+
+
+def _read_rows(csv_path: Path) -> list[tuple[int, list[str]]]:
+    """``(line number, fields)`` of every row, the header first."""
+    rows = []
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            for row in reader:
+                rows.append((reader.line_num, row))
+    except (UnicodeDecodeError, csv.Error) as error:
+        line = rows[-1][0] + 1 if rows else 1
+        raise DataError(f"{csv_path}:{line}: unreadable CSV ({error}); re-save the file as "
+                        f"UTF-8 CSV or fix that line") from error
+    if not rows:
+        raise DataError(f"{csv_path}: empty; it needs a header row such as "
+                        f"'ref_name,dist_name,mos' and one row per pair")
+    return rows
+
+
+def _column(header: list[str], explicit: str | None, aliases: tuple[str, ...], option: str,
+            csv_path: Path, required: bool = True) -> int | None:
+    """Index of the column named by ``explicit``, else of the single matching alias."""
+    role = option.removesuffix("_column")
+    candidates = [explicit.strip().lower()] if explicit else list(aliases)
+    found = [name for name in candidates if name in header]
+    if len(found) == 1:
+        return header.index(found[0])
+    if len(found) > 1:
+        raise DataError(f"{csv_path}: several {role} columns {found}; name the one to use "
+                        f"(option {option})")
+    if required or explicit:
+        expected = explicit or " or ".join(aliases[:6]) + ", ..."
+        raise DataError(f"{csv_path}: no {role} column (expected {expected}); header is "
+                        f"{','.join(header)}; rename the column or name it explicitly")
+    return None
+
+
+def _resolve(entry: str, root: Path, allow_outside_root: bool, where: str,
+             problems: ProblemList) -> Path | None:
+    """``root / entry``, refusing empty entries and (unless allowed) paths that leave ``root``."""
+    if not entry:
+        problems.add(f"{where}: empty image path; fill in the row or delete it")
+        return None
+    relative = PurePath(os.path.normpath(entry))
+    escapes = relative.is_absolute() or relative.parts[:1] == ("..",)
+    if escapes and not allow_outside_root:
+        problems.add(f"{where}: path {entry!r} leaves the dataset root {root}; use a path "
+                     f"relative to the root, or set allow_outside_root if this is intended")
+        return None
+    return root / relative

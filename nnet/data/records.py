@@ -1,0 +1,33 @@
+"""One labelled (or unlabelled) pair of a reference and a distorted image."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class PairRecord:
+    """A full-reference sample as found on disk; no image has been opened to build it.
+
+    Attributes:
+        reference: path of the pristine reference image.
+        distorted: path of the distorted image.
+        mos: the score exactly as the dataset gives it (MOS, Elo score or DMOS), or None when the
+            set has no labels (e.g. the NTIRE test set).
+        name: identifier of the distorted image used in reports and submissions: the file name
+            for PIPAL (``A0001_00_00.bmp``), the path as written in the CSV for CSV datasets.
+        reference_name: identifier of the reference (``A0001`` for PIPAL); images sharing it
+            always fall on the same side of a split.
+        distortion_type: PIPAL's two-digit type code (``"00"`` in ``A0001_00_00.bmp``), a CSV's
+            distortion-type column, or None.
+        lower_is_better: True when ``mos`` is a DMOS-like score (lower means better quality);
+            :class:`~nnet.data.normalize.MOSNormalizer` flips the sign so that a model always
+            predicts "higher is better".
+    """
+
+    reference: Path
+    distorted: Path
+    mos: float | None
+    name: str
+    reference_name: str
+    distortion_type: str | None
+    lower_is_better: bool = False

@@ -1,0 +1,80 @@
+"""Pixel preprocessing and the paired augmentations of the original training and inference.
+
+Reference and distorted image always receive the same geometric transform: they are stacked
+into one 6-channel tensor, transformed once, and split again (spec §9 and §11).
+"""
+
+import numpy as np
+import torch
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import functional as F
+
+
+def to_normalized_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 ``[H, W, 3]`` → float32 ``[3, H, W]`` in [−1, 1]: ``ToTensor`` then
+    ``Normalize(0.5, 0.5)`` (spec §1), with no intermediate PIL or float64 copy."""
+    pixels = torch.from_numpy(image).permute(2, 0, 1).contiguous()  # [3, H, W] uint8
+    return pixels.float().div_(255).sub_(0.5).div_(0.5)
+
+
+class PairedTrainAugment:
+    """RandomCrop → RandomHorizontalFlip(0.5) → RandomRotation, identical for both images.
+
+    Random draws happen in torchvision's order and with its formulas, so with ``generator=None``
+    (the global RNG, seeded per DataLoader worker by torch) the result equals the original
+    ``Compose`` of torchvision transforms applied to the stacked pair. Inputs must already be
+    normalized: rotation fills the corners with 0, i.e. mid-grey.
+    """
+
+    def __init__(self, crop_size: int = 192, hflip: bool = True, rotate: bool = True,
+                 degrees: tuple[float, float] = (-180.0, 180.0)) -> None:
+        self.crop_size = crop_size
+        self.hflip = hflip
+        self.rotate = rotate
+        self.degrees = degrees
+
+    def __call__(self, reference: torch.Tensor, distorted: torch.Tensor,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[3, H, W]`` pair → ``[3, crop, crop]`` pair (H, W ≥ crop)."""
+        pair = torch.cat([reference, distorted])  # [6, H, W]
+        top, left = self._crop_origin(pair.shape[-2:], generator)
+        pair = F.crop(pair, top, left, self.crop_size, self.crop_size)  # [6, c, c]
+        if self.hflip and torch.rand(1, generator=generator) < 0.5:
+            pair = F.hflip(pair)
+        if self.rotate:
+            angle = float(torch.empty(1).uniform_(*self.degrees, generator=generator).item())
+            pair = F.rotate(pair, angle, InterpolationMode.NEAREST, expand=False,
+                            fill=[0.0] * pair.shape[0])
+        return pair[:3], pair[3:]
+
+    def _crop_origin(self, size: torch.Size, generator: torch.Generator | None) -> tuple[int, int]:
+        height, width = size
+        if height < self.crop_size or width < self.crop_size:
+            raise ValueError(f"image of {width}x{height} is smaller than the crop {self.crop_size}")
+        if height == self.crop_size and width == self.crop_size:
+            return 0, 0  # torchvision draws nothing in this case
+        top = int(torch.randint(0, height - self.crop_size + 1, (1,), generator=generator).item())
+        left = int(torch.randint(0, width - self.crop_size + 1, (1,), generator=generator).item())
+        return top, left
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(crop_size={self.crop_size}, hflip={self.hflip}, "
+                f"rotate={self.rotate}, degrees={self.degrees})")
+
+
+def center_crop_pair(reference: torch.Tensor, distorted: torch.Tensor,
+                     crop_size: int = 192) -> tuple[torch.Tensor, torch.Tensor]:
+    """The central ``[3, crop, crop]`` window of both images (a fast, deterministic evaluation)."""
+    pair = F.center_crop(torch.cat([reference, distorted]), [crop_size, crop_size])  # [6, c, c]
+    return pair[:3], pair[3:]
+
+
+def ten_crop_pair(reference: torch.Tensor, distorted: torch.Tensor,
+                  crop_size: int = 192) -> tuple[torch.Tensor, torch.Tensor]:
+    """torchvision ``TenCrop`` of both images at the same positions (spec §11).
+
+    Order: top-left, top-right, bottom-left, bottom-right, centre, then the same five of the
+    horizontally flipped image. Returns two ``[10, 3, crop, crop]`` tensors.
+    """
+    crops = torch.stack(F.ten_crop(torch.cat([reference, distorted]), [crop_size, crop_size]))
+    return crops[:, :3], crops[:, 3:]  # [10, 3, c, c] each

@@ -1,0 +1,72 @@
+"""Give a freshly built model's trunk its weights, as the config asks (``model.backbone_weights``)."""
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from huggingface_hub import try_to_load_from_cache
+
+from nnet.config import ModelConfig
+from nnet.data import MOSNormalizer, PairDataset, PairRecord
+from nnet.models import FullReferenceIQA
+from nnet.models.backbone import TIMM_HUB_TAG
+
+log = logging.getLogger(__name__)
+CALIBRATION_BATCH = 16
+
+
+def cached_imagenet_weights() -> Path | None:
+    """timm's ImageNet weights file if the hub cache already holds it (no network access)."""
+    for filename in ("model.safetensors", "pytorch_model.bin"):
+        found = try_to_load_from_cache(TIMM_HUB_TAG, filename)
+        if isinstance(found, str):
+            return Path(found)
+    return None
+
+
+def prepare_backbone(model: FullReferenceIQA, model_config: ModelConfig, training_records: Sequence[PairRecord],
+                     crop_size: int) -> str:
+    """Load or calibrate the trunk; returns a one-line description of what was done, for logs.
+
+    ``auto`` uses ImageNet weights from the local hub cache when present and otherwise falls back
+    to ``calibrated-random`` (never touching the network), which suits demos and offline machines.
+    """
+    choice = model_config.backbone_weights
+    if choice == "auto":
+        cached = cached_imagenet_weights()
+        if cached is not None:
+            model.backbone.load_weights_file(cached)
+            return f"backbone: ImageNet weights from the local hub cache ({cached})"
+        choice = "calibrated-random"
+        log.warning("backbone: no ImageNet weights in the local hub cache; using a random trunk with "
+                    "calibrated BatchNorm statistics (scores will be far below the published model's)")
+    if choice == "imagenet":
+        model.backbone.load_imagenet_weights()
+        return f"backbone: ImageNet weights ({TIMM_HUB_TAG})"
+    if choice == "file":
+        model.backbone.load_weights_file(model_config.backbone_weights_file)
+        return f"backbone: ImageNet weights from {model_config.backbone_weights_file}"
+    if choice == "calibrated-random":
+        seen = model.backbone.calibrate_batchnorm(
+            calibration_batches(training_records, model_config.calibration_images, crop_size))
+        return (f"backbone: RANDOM weights (not ImageNet), BatchNorm statistics calibrated on {seen} "
+                "training images")
+    return "backbone: RANDOM weights, uncalibrated (tests only)"
+
+
+def calibration_batches(records: Sequence[PairRecord], images: int, crop_size: int):
+    """Centre crops of evenly spaced training pairs (reference and distorted), in batches."""
+    pairs = max(1, min(len(records), images // 2))
+    chosen = [records[round(i * (len(records) - 1) / max(1, pairs - 1))] for i in range(pairs)]
+    # Targets are not used here; the normalizer only has to agree with the records' score direction.
+    normalizer = MOSNormalizer(lower_is_better=chosen[0].lower_is_better)
+    dataset = PairDataset(chosen, normalizer, mode="eval", crop_size=crop_size)
+    stack: list[torch.Tensor] = []
+    for item in dataset:
+        stack += [item["reference"], item["distorted"]]
+        if len(stack) >= CALIBRATION_BATCH:
+            yield torch.stack(stack)
+            stack = []
+    if stack:
+        yield torch.stack(stack)

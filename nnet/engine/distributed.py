@@ -1,0 +1,72 @@
+"""Process-group setup for ``torchrun`` and the few collective helpers the engine needs.
+
+A plain ``python main.py`` run is a world of one; ``torchrun --nproc_per_node N main.py …`` sets
+RANK / WORLD_SIZE / LOCAL_RANK, and we join a process group (NCCL on GPUs, gloo on CPU).
+Only the main process (rank 0) logs and writes files.
+"""
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where this process runs and which part of the work it does."""
+
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def start_runtime(cpu: bool = False) -> Runtime:
+    """Pick the device and, under torchrun, join the process group."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and not cpu
+    device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return Runtime(device=device, rank=rank, world_size=world_size)
+
+
+def stop_runtime(runtime: Runtime) -> None:
+    if runtime.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def gather_objects(runtime: Runtime, value: Any) -> list[Any]:
+    """Every rank's ``value``, in rank order (a list of one outside torchrun)."""
+    if not runtime.distributed:
+        return [value]
+    gathered: list[Any] = [None] * runtime.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
+def broadcast_object(runtime: Runtime, value: Any) -> Any:
+    """Rank 0's ``value`` on every rank."""
+    if not runtime.distributed:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def barrier(runtime: Runtime) -> None:
+    if runtime.distributed:
+        dist.barrier()

@@ -1,0 +1,80 @@
+"""TenCrop scoring of a list of pairs, and metrics on the pooled predictions."""
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from nnet.checkpoint import unwrap_model
+from nnet.data import MOSNormalizer, PairRecord
+from nnet.data.grouped import ReferenceGroupTenCrops
+from nnet.engine.distributed import Runtime, gather_objects
+from nnet.fileio import atomic_write_text
+from nnet.metrics import correlation_metrics, format_metrics_table, per_group_metrics
+from nnet.models import FullReferenceIQA
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def predict_mos(model: torch.nn.Module, records: Sequence[PairRecord], normalizer: MOSNormalizer, runtime: Runtime,
+                crop_size: int = 192, batch_size: int = 4, num_workers: int = 0, progress: bool = False) -> np.ndarray:
+    """MOS predicted for every record: the mean over the ten crops (spec §11), in fp32, eval mode.
+
+    Pairs are scored in groups of up to ``batch_size`` distorted images of one reference, whose
+    trunk features are computed once per group (identical scores, far fewer trunk passes).
+    Under torchrun each rank scores every ``world_size``-th record and the results are gathered,
+    so every rank returns the full array in ``records`` order.
+    """
+    network: FullReferenceIQA = unwrap_model(model)
+    was_training = network.training
+    network.eval()
+    shard = range(runtime.rank, len(records), runtime.world_size)
+    dataset = ReferenceGroupTenCrops(records, crop_size, group_size=batch_size, indices=shard)
+    loader = DataLoader(dataset, batch_size=None, num_workers=num_workers, pin_memory=runtime.device.type == "cuda")
+    indices: list[int] = []
+    scores: list[float] = []
+    for group in tqdm(loader, desc="scoring", unit="group", disable=not (progress and runtime.is_main), leave=False):
+        distorted = group["distorted"].to(runtime.device, non_blocking=True)  # [k, 10, 3, c, c]
+        reference_features = network.extract_features(group["reference"].to(runtime.device, non_blocking=True))
+        distorted_features = network.extract_features(distorted.flatten(0, 1))  # [k·10, 1920, h, w]
+        normalized = network.forward_features(reference_features, distorted_features).float()  # [k·10, 1]
+        scores += normalizer.denormalize(normalized.view(distorted.shape[:2])).mean(dim=1).tolist()
+        indices += group["indices"].tolist()
+    network.train(was_training)
+    predictions = np.full(len(records), np.nan)
+    for part_indices, part_scores in gather_objects(runtime, (indices, scores)):
+        predictions[part_indices] = part_scores
+    return predictions
+
+
+def evaluation_report(records: Sequence[PairRecord], predictions: np.ndarray) -> dict[str, Any]:
+    """Overall and per-distortion-type metrics of ``predictions`` against the records' MOS."""
+    mos = np.array([record.mos for record in records], dtype=float)
+    types = [record.distortion_type or "all" for record in records]
+    return {
+        "overall": correlation_metrics(predictions, mos),
+        "per_distortion_type": per_group_metrics(predictions, mos, types),
+    }
+
+
+def save_evaluation(path: str | Path, report: dict[str, Any], records: Sequence[PairRecord],
+                    predictions: np.ndarray, extra: dict[str, Any]) -> None:
+    """Metrics and every prediction as JSON, written atomically."""
+    document = {
+        **extra,
+        **report,
+        "predictions": {record.name: {"predicted": float(score), "mos": record.mos}
+                        for record, score in zip(records, predictions)},
+    }
+    atomic_write_text(path, json.dumps(document, indent=2, allow_nan=True))
+
+
+def describe_report(report: dict[str, Any]) -> str:
+    return format_metrics_table(report["overall"], report["per_distortion_type"])

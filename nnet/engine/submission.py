@@ -1,0 +1,139 @@
+"""NTIRE 2022 FR-IQA submission files: ``output.txt``, ``readme.txt`` and ``submission.zip``.
+
+The byte formats are fixed by the challenge (spec §11): ``name,score`` lines with 6 decimals,
+sorted by name; a five-line readme; neither file ends with a newline.
+"""
+
+import io
+import math
+import os
+import re
+import zipfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from nnet.errors import IQAError
+from nnet.fileio import atomic_write, atomic_write_text
+
+OUTPUT_NAME = "output.txt"
+README_NAME = "readme.txt"
+ZIP_NAME = "submission.zip"
+DEFAULT_DESCRIPTION = "IQA Conformer: Inception-ResNet-v2 features, Conformer encoder-decoder head"
+_TOKEN = r"[^,\s]+"  # an image name or a score: no comma, no whitespace
+_NAME = re.compile(_TOKEN)
+_LINE = re.compile(rf"({_TOKEN}),({_TOKEN})")
+_PREVIEW = 5  # names listed in an error message before "and N more"
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamp: the same files give the same archive bytes
+
+
+def format_output_txt(scores: Mapping[str, float]) -> str:
+    """``name,score`` lines sorted by name, 6 decimals, joined by ``\\n``, no trailing newline."""
+    for name in scores:
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"image name {name!r} cannot be written to {OUTPUT_NAME}")
+    return "\n".join(f"{name},{score:.6f}" for name, score in sorted(scores.items()))
+
+
+def format_readme_txt(
+    runtime_per_image: float,
+    uses_gpu: bool,
+    extra_data: bool = True,
+    description: str = DEFAULT_DESCRIPTION,
+    full_reference: bool = True,
+) -> str:
+    """The five-line challenge readme, without a trailing newline."""
+    if not math.isfinite(runtime_per_image) or runtime_per_image < 0:
+        raise ValueError(f"runtime per image must be a non-negative number of seconds, got {runtime_per_image}")
+    if "\n" in description or "\r" in description:
+        raise ValueError(f"the description must be one line, got {description!r}")
+    return "\n".join([
+        f"runtime per image [s] : {runtime_per_image:.2f}",
+        f"CPU[1] / GPU[0] : {0 if uses_gpu else 1}",
+        f"Extra Data [1] / No Extra Data [0] : {int(extra_data)}",
+        f"Other description : {description}",
+        f"Full-Reference [1] / Non-Reference [0] : {int(full_reference)}",
+    ])
+
+
+def write_submission(
+    directory: str | os.PathLike,
+    scores: Mapping[str, float],
+    expected_names: Iterable[str],
+    runtime_per_image: float,
+    uses_gpu: bool,
+    description: str,
+    extra_data: bool = True,
+) -> Path:
+    """Write ``output.txt``, ``readme.txt`` and ``submission.zip`` (both files at its root) into
+    ``directory`` and return the zip's path.
+
+    Nothing is written unless ``scores`` holds exactly one finite score for every expected image
+    name and no other name; otherwise IQAError lists the missing, extra and non-finite names.
+    """
+    _check_complete(scores, expected_names)
+    texts = {
+        OUTPUT_NAME: format_output_txt(scores),
+        README_NAME: format_readme_txt(runtime_per_image, uses_gpu, extra_data, description),
+    }
+    directory = Path(directory)
+    for name, text in texts.items():
+        atomic_write_text(directory / name, text)
+    archive = directory / ZIP_NAME
+    with atomic_write(archive) as handle:
+        handle.write(_zip_bytes(texts))
+    return archive
+
+
+def read_output_txt(path: str | os.PathLike) -> dict[str, float]:
+    """Parse and validate an ``output.txt``; a malformed line raises IQAError naming ``file:line``."""
+    path = Path(path)
+    if not path.is_file():
+        raise IQAError(f"{path}: file not found")
+    try:
+        text = path.read_bytes().decode("utf-8")  # not read_text: it would turn "\r\n" into "\n"
+    except UnicodeDecodeError:
+        raise IQAError(f"{path}: not a UTF-8 text file") from None
+    scores: dict[str, float] = {}
+    for number, line in enumerate(text.split("\n") if text else [], start=1):
+        match = _LINE.fullmatch(line)
+        if not match:
+            raise IQAError(f"{path}:{number}: expected 'name,score' without spaces, got {line!r}")
+        name, value = match.groups()
+        try:
+            score = float(value)
+        except ValueError:
+            raise IQAError(f"{path}:{number}: score {value!r} is not a number") from None
+        if not math.isfinite(score):
+            raise IQAError(f"{path}:{number}: score {value!r} is not finite")
+        if name in scores:
+            raise IQAError(f"{path}:{number}: duplicate image name {name!r}")
+        scores[name] = score
+    return scores
+
+
+def _check_complete(scores: Mapping[str, float], expected_names: Iterable[str]) -> None:
+    expected = set(expected_names)
+    problems = {
+        "missing": sorted(expected - scores.keys()),
+        "unexpected": sorted(scores.keys() - expected),
+        "non-finite": sorted(name for name, score in scores.items() if not math.isfinite(score)),
+    }
+    found = [f"{len(names)} {kind} ({_preview(names)})" for kind, names in problems.items() if names]
+    if found:
+        raise IQAError(f"incomplete submission, nothing written: {'; '.join(found)}")
+
+
+def _preview(names: list[str]) -> str:
+    shown = ", ".join(names[:_PREVIEW])
+    return shown if len(names) <= _PREVIEW else f"{shown}, and {len(names) - _PREVIEW} more"
+
+
+def _zip_bytes(texts: Mapping[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in texts.items():
+            entry = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            entry.external_attr = 0o644 << 16  # rw-r--r-- when unpacked
+            archive.writestr(entry, text.encode("utf-8"))
+    return buffer.getvalue()

@@ -1,0 +1,109 @@
+"""Checkpoint averaging (``--mode swa``) with ``torch.optim.swa_utils`` and a BatchNorm refresh.
+
+``equal``: the arithmetic mean of the epochs' parameters.
+``exp`` (the original code's blend): each new checkpoint θ_k enters as
+``avg ← 0.1·avg + 0.9·θ_k``, so for θ_1…θ_n the result is
+``0.1^(n−1)·θ_1 + Σ_{k=2..n} 0.9·0.1^(n−k)·θ_k`` (the last epoch weighs 0.9).
+
+Buffers are not averaged: they are the last checkpoint's (as with the original code under torch 2.x).
+The Conformer's conv-module BatchNorms then see training batches again (train mode, no
+gradients, momentum 0.1 continuing from the current statistics, as the original did); the
+trunk stays frozen and the Transformer has no BatchNorm to refresh.
+"""
+
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel
+from torch.utils.data import DataLoader
+
+from nnet.checkpoint import build_checkpoint, checkpoint_state, load_weights, model_from_checkpoint, read_checkpoint, save_checkpoint
+from nnet.config import Config, config_to_dict
+from nnet.data import PairDataset
+from nnet.engine.distributed import Runtime
+from nnet.engine.records import training_data
+from nnet.engine.paths import checkpoint_path
+from nnet.engine.train import epoch_seed, seed_everything
+from nnet.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+SWA_TYPES = ("equal", "exp")
+
+
+def swa_label(swa_type: str, epochs: list[int], from_list: bool) -> str:
+    """``swa-equal-21-30`` for a range, ``swa-equal-list-3-9`` for an explicit list (original naming)."""
+    kind = f"{swa_type}-list" if from_list else swa_type
+    return f"swa-{kind}-{epochs[0]}-{epochs[-1]}"
+
+
+def _blend(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+    return 0.1 * averaged + 0.9 * current
+
+
+def has_batchnorm_to_refresh(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for name, m in model.named_modules()
+               if not name.startswith("backbone"))
+
+
+@torch.no_grad()
+def refresh_batchnorm(model: nn.Module, loader: DataLoader, steps: int | None, device: torch.device) -> int:
+    """Forward training batches in train mode so the head's BatchNorm statistics follow the weights."""
+    model.train()
+    done = 0
+    for batch in loader:
+        if steps is not None and done == steps:
+            break
+        model(batch["reference"].to(device), batch["distorted"].to(device))
+        done += 1
+    model.eval()
+    return done
+
+
+def average_checkpoints(config: Config, runtime: Runtime, epochs: list[int], swa_type: str = "equal",
+                        from_list: bool = False, bn_steps: int | None = None, trust: bool = False) -> Path:
+    """Average ``checkpoints_<epoch>.ckpt`` for ``epochs`` and write ``checkpoints_swa-….ckpt``."""
+    if swa_type not in SWA_TYPES:
+        raise CheckpointError(f"unknown swa_type {swa_type!r}; use one of {', '.join(SWA_TYPES)}")
+    paths = [checkpoint_path(config, epoch) for epoch in epochs]
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        raise CheckpointError(f"{', '.join(missing)}: missing, so epochs {epochs[0]}–{epochs[-1]} cannot be averaged; "
+                              "train those epochs or choose others with --swa_epochs / --swa_epochs_list")
+    averaged: AveragedModel | None = None
+    architecture = None
+    for path in paths:
+        checkpoint = read_checkpoint(path, trust=trust)
+        if averaged is None:
+            model = model_from_checkpoint(checkpoint, path)
+            architecture = model.architecture
+            averaged = AveragedModel(model, avg_fn=_blend if swa_type == "exp" else None, use_buffers=False)
+        else:
+            found = checkpoint_state(checkpoint)[0]
+            if found != architecture:
+                raise CheckpointError(f"{path}: holds an {found} but {paths[0]} holds an {architecture}; "
+                                      "average checkpoints of one run only")
+            load_weights(model, checkpoint, path)
+        averaged.update_parameters(model)
+        log.info("averaged %s", path)
+    result = averaged.module
+    refreshed = 0
+    if has_batchnorm_to_refresh(result):
+        data = training_data(config.data, runtime)
+        seed_everything(epoch_seed(config.seed, 0))
+        dataset = PairDataset(data.train, data.normalizer, mode="train", crop_size=config.data.crop_size,
+                              seed=config.seed)
+        loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True,
+                            num_workers=config.num_workers)
+        result.to(runtime.device)
+        refreshed = refresh_batchnorm(result, loader, bn_steps or config.swa_bn_steps, runtime.device)
+        log.info("refreshed the head's BatchNorm statistics on %d training batches", refreshed)
+    label = swa_label(swa_type, epochs, from_list)
+    output = checkpoint_path(config, label)
+    save_checkpoint(output, build_checkpoint(
+        result.cpu(), config_name=config.name, config=config_to_dict(config), epoch=epochs[-1],
+        step=int(checkpoint.get("step") or 0),
+        metrics={"averaged_epochs": epochs, "swa_type": swa_type, "batchnorm_refresh_batches": refreshed}))
+    log.info("wrote %s", output)
+    return output

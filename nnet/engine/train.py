@@ -1,0 +1,242 @@
+"""Training: the seed's recipe (Adam, MSE on normalised MOS, paired augmentation), resumable.
+
+Every epoch reseeds shuffling, augmentation and dropout from ``(config.seed, epoch)``, so a run
+resumed from the checkpoint of epoch k continues exactly as the uninterrupted run would have.
+"""
+
+import contextlib
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from nnet.checkpoint import build_checkpoint, load_weights, read_checkpoint, save_checkpoint, unwrap_model
+from nnet.config import Config, config_to_dict
+from nnet.data import PairDataset
+from nnet.engine.backbone_weights import prepare_backbone
+from nnet.engine.distributed import Runtime
+from nnet.engine.evaluate import describe_report, evaluation_report, predict_mos
+from nnet.engine.logbook import Logbook
+from nnet.engine.paths import checkpoint_path
+from nnet.engine.records import TrainingData, training_data
+from nnet.errors import IQAError
+from nnet.models import FullReferenceIQA, build_model
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(IQAError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Autocast settings: fp16 (with gradient scaling) or bf16 on CUDA; fp32 elsewhere by default."""
+
+    device_type: str
+    dtype: torch.dtype | None  # None: full fp32
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    @property
+    def needs_scaler(self) -> bool:
+        return self.dtype == torch.float16
+
+
+def precision_for(config: Config, device: torch.device) -> Precision:
+    """fp16/bf16 autocast on CUDA when ``mixed_precision``; bf16 on CPU only when asked for explicitly."""
+    if not config.mixed_precision:
+        return Precision(device.type, None)
+    if device.type == "cuda":
+        return Precision("cuda", torch.float16 if config.precision == "fp16" else torch.bfloat16)
+    if config.precision == "bf16":
+        return Precision("cpu", torch.bfloat16)
+    return Precision("cpu", None)  # the seed's fp16 mixed precision is a CUDA feature
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 1_000_003 + epoch
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    """RNG states in plain types (a record of where the run was; resuming reseeds per epoch)."""
+    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
+             "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64))}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def build_optimizer(model: nn.Module, config: Config) -> torch.optim.Adam:
+    """Adam over the trainable parameters (the seed handed it all; frozen ones never get gradients)."""
+    return torch.optim.Adam(unwrap_model(model).trainable_parameters(), lr=config.optimizer.lr,
+                            betas=config.optimizer.betas, eps=config.optimizer.eps,
+                            weight_decay=config.optimizer.weight_decay)
+
+
+def make_train_loader(dataset: PairDataset, config: Config, runtime: Runtime, epoch: int) -> DataLoader:
+    """Shuffled batches of ``config.batch_size`` pairs per process, the incomplete last one dropped.
+
+    The permutation is drawn over the whole dataset and dealt out to the ranks, so N processes
+    see the same global batches as one process with an N-times larger batch.
+    """
+    sampler = DistributedSampler(dataset, num_replicas=runtime.world_size, rank=runtime.rank, shuffle=True,
+                                 seed=config.seed, drop_last=True)
+    sampler.set_epoch(epoch)
+    dataset.set_epoch(epoch)
+    return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, drop_last=True,
+                      num_workers=config.num_workers, pin_memory=runtime.device.type == "cuda",
+                      persistent_workers=False)
+
+
+def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
+                    scaler: torch.amp.GradScaler, precision: Precision, config: Config, runtime: Runtime,
+                    epoch: int, step: int, logbook: Logbook) -> tuple[dict[str, float], int]:
+    """One pass (or ``steps_per_epoch`` batches); returns (metrics, optimizer steps so far)."""
+    model.train()
+    batches = len(loader) if config.steps_per_epoch is None else min(len(loader), config.steps_per_epoch)
+    if batches == 0:
+        raise IQAError(f"{config.data.root}: {len(loader.dataset)} training pairs make no batch of "
+                       f"{config.batch_size} on {runtime.world_size} process(es); lower batch_size")
+    total_loss, pairs, started = 0.0, 0, time.perf_counter()
+    progress = tqdm(total=batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch",
+                    disable=not runtime.is_main, dynamic_ncols=True)
+    optimizer.zero_grad(set_to_none=True)
+    for batch_index, batch in enumerate(loader):
+        if batch_index == batches:
+            break
+        reference = batch["reference"].to(runtime.device, non_blocking=True)
+        distorted = batch["distorted"].to(runtime.device, non_blocking=True)
+        target = batch["target"].to(runtime.device, non_blocking=True)  # [B, 1]
+        with precision.autocast():
+            predicted = model(reference, distorted)
+        loss = nn.functional.mse_loss(predicted.float(), target)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"loss is {loss.item()} at epoch {epoch}, step {step + 1}; batch images: "
+                f"{', '.join(batch['name'][:4])}{' …' if len(batch['name']) > 4 else ''}; the last good "
+                f"checkpoint is kept in {config.callback_path}: lower optimizer.lr or check these images")
+        scaler.scale(loss / config.accumulated_steps).backward()
+        if (batch_index + 1) % config.accumulated_steps == 0 or batch_index + 1 == batches:
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+        total_loss += loss.item() * len(target)
+        pairs += len(target)
+        elapsed = time.perf_counter() - started
+        progress.set_postfix(loss=f"{loss.item():.4f}", pairs_per_s=f"{pairs * runtime.world_size / elapsed:.1f}")
+        progress.update()
+        logbook.scalars({"loss": loss.item()}, step, "train")
+    progress.close()
+    elapsed = time.perf_counter() - started
+    return {"loss": total_loss / pairs, "pairs_per_s": pairs * runtime.world_size / elapsed, "seconds": elapsed}, step
+
+
+def prepare_model(config: Config, data: TrainingData, runtime: Runtime, resume: dict | None,
+                  resume_path: Path | None) -> FullReferenceIQA:
+    """Build the network for ``config``; its weights come from the checkpoint when resuming."""
+    seed_everything(config.seed)
+    model = build_model(config.model.architecture, dropout=config.model.dropout, input_size=config.data.crop_size)
+    if resume is not None:
+        load_weights(model, resume, resume_path)
+        description = f"resumed from {resume_path} (epoch {resume.get('epoch')}, step {resume.get('step')})"
+    else:
+        description = prepare_backbone(model, config.model, data.train, config.data.crop_size)
+    if runtime.is_main:
+        log.info(description)
+    return model.to(runtime.device)
+
+
+def train(config: Config, runtime: Runtime, resume_path: Path | None = None, trust: bool = False) -> Path | None:
+    """Train for ``config.epochs`` epochs (continuing after the checkpoint's epoch when resuming).
+
+    Returns the last checkpoint written (None when nothing was left to do).
+    """
+    data = training_data(config.data, runtime)
+    if runtime.is_main:
+        log.info("training on %d pairs (%d references), validating on %d pairs",
+                 len(data.train), len({r.reference_name for r in data.train}), len(data.validation))
+    resume = read_checkpoint(resume_path, trust=trust) if resume_path is not None else None
+    model = prepare_model(config, data, runtime, resume, resume_path)
+    optimizer = build_optimizer(model, config)
+    precision = precision_for(config, runtime.device)
+    scaler = torch.amp.GradScaler(runtime.device.type, enabled=precision.needs_scaler)
+    first_epoch, step = 1, 0
+    if resume is not None:
+        first_epoch, step = _restore_training_state(resume, resume_path, optimizer, scaler)
+    if runtime.distributed:
+        model = DistributedDataParallel(model, device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None)
+    dataset = PairDataset(data.train, data.normalizer, mode="train", crop_size=config.data.crop_size, seed=config.seed)
+    logbook = Logbook(Path(config.callback_path) / "logs" if runtime.is_main else None)
+    if runtime.is_main:
+        log.info("device %s, %s, world size %d, batch %d per process", runtime.device,
+                 f"autocast {precision.dtype}" if precision.dtype else "fp32", runtime.world_size, config.batch_size)
+    last = None
+    try:
+        for epoch in range(first_epoch, config.epochs + 1):
+            seed_everything(epoch_seed(config.seed, epoch))
+            loader = make_train_loader(dataset, config, runtime, epoch)
+            metrics, step = train_one_epoch(model, loader, optimizer, scaler, precision, config, runtime,
+                                            epoch, step, logbook)
+            logbook.scalars({"epoch_loss": metrics["loss"], "pairs_per_s": metrics["pairs_per_s"],
+                             "lr": optimizer.param_groups[0]["lr"]}, step, "train")
+            if data.validation and (epoch % config.eval_period == 0 or epoch == config.epochs):
+                metrics.update(validate(model, data, config, runtime, logbook, step))
+            if runtime.is_main:
+                log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+            if epoch % config.saving_period == 0 or epoch == config.epochs:
+                last = checkpoint_path(config, epoch)
+                if runtime.is_main:
+                    save_checkpoint(last, build_checkpoint(
+                        model, config_name=config.name, config=config_to_dict(config), epoch=epoch, step=step,
+                        metrics=metrics, optimizer_state_dict=optimizer.state_dict(),
+                        scaler_state_dict=scaler.state_dict(), rng_state=rng_state()))
+    finally:
+        logbook.close()
+    return last
+
+
+def validate(model: nn.Module, data: TrainingData, config: Config, runtime: Runtime, logbook: Logbook,
+             step: int) -> dict[str, float]:
+    """TenCrop scores on the validation split; returns ``val_*`` metrics and logs them."""
+    predictions = predict_mos(model, data.validation, data.normalizer, runtime, crop_size=config.data.crop_size,
+                              batch_size=config.batch_size_eval, num_workers=config.num_workers)
+    report = evaluation_report(data.validation, predictions)
+    overall = {k: v for k, v in report["overall"].items() if isinstance(v, float)}
+    logbook.scalars(overall, step, "val")
+    logbook.scatter("val/predicted_vs_mos", predictions, np.array([r.mos for r in data.validation]), step)
+    if runtime.is_main:
+        log.info("validation:\n%s", describe_report(report))
+    return {f"val_{k}": v for k, v in overall.items() if not math.isnan(v)}
+
+
+def _restore_training_state(checkpoint: dict, source: Path, optimizer: torch.optim.Optimizer,
+                            scaler: torch.amp.GradScaler) -> tuple[int, int]:
+    if checkpoint.get("optimizer_state_dict") is None or checkpoint.get("epoch") is None:
+        raise IQAError(f"{source}: holds no optimizer state (an averaged or released model); resume from a "
+                       "per-epoch checkpoint checkpoints_<epoch>.ckpt, or start a new run")
+    optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
+    if checkpoint.get("scaler_state_dict"):
+        scaler.load_state_dict(checkpoint["scaler_state_dict"])
+    return int(checkpoint["epoch"]) + 1, int(checkpoint["step"])
+
