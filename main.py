@@ -63,7 +63,7 @@ def load_run_config(args: argparse.Namespace) -> Config | None:
 
 
 def run_training(config: Config, runtime: Runtime, args: argparse.Namespace) -> None:
-    resume = resolve_checkpoint(config, args.checkpoint) if args.checkpoint else None
+    resume = resolve_checkpoint(config, args.checkpoint, args.trust) if args.checkpoint else None
     train.train(config, runtime, resume, trust=args.trust)
 
 
@@ -84,7 +84,7 @@ def run_swa(config: Config, runtime: Runtime, args: argparse.Namespace) -> Path:
 def run_scoring(config: Config, runtime: Runtime, args: argparse.Namespace) -> None:
     if args.checkpoint is None:
         raise IQAError(f"--mode {args.mode} needs --checkpoint (e.g. swa-equal-21-30, 30 or a file)")
-    checkpoint = resolve_checkpoint(config, args.checkpoint)
+    checkpoint = resolve_checkpoint(config, args.checkpoint, args.trust)
     if args.mode == "generation":
         generate.generate(config, runtime, checkpoint, trust=args.trust)
     else:
@@ -94,7 +94,7 @@ def run_scoring(config: Config, runtime: Runtime, args: argparse.Namespace) -> N
 def run_predict(config: Config | None, runtime: Runtime, args: argparse.Namespace) -> None:
     if args.checkpoint is None or args.reference is None or args.distorted is None:
         raise IQAError("--mode predict needs --checkpoint FILE --reference PATH --distorted PATH")
-    checkpoint = resolve_checkpoint(config, args.checkpoint) if config else Path(args.checkpoint)
+    checkpoint = resolve_checkpoint(config, args.checkpoint, args.trust) if config else Path(args.checkpoint)
     normalizer = normalizer_for(config.data) if config else MOSNormalizer()
     sys.stdout.write(predict.predict_to_output(checkpoint, args.reference, args.distorted, args.output,
                                                runtime.device, normalizer, trust=args.trust))

@@ -87,6 +87,14 @@ class DataConfig:
     synthetic: bool = False
     # Number of reference images in the synthetic tree.
     synthetic_refs: int = 8
+    # Decode every training image once into uint8 memory and augment whole batches on the device
+    # (same samples and augmentations as the per-image path, bit for bit on the CPU).
+    cache_images: bool = True
+    # Where that cache lives: "cpu" (shared memory) or "auto" (on the GPU when training on one and it fits).
+    cache_device: str = "auto"
+    # Distorted images per reference in a training batch, under one augmentation (1 = off, the seed).
+    # g > 1 computes each reference's trunk features once for g pairs (faster; changes the sampling).
+    shared_reference_group: int = 1
 
     def __post_init__(self) -> None:
         _check_field_types(self)
@@ -97,6 +105,10 @@ class DataConfig:
         _check(self, "crop_size", self.crop_size >= 1, "must be at least 1")
         _check(self, "mos_std", self.mos_std > 0, "must be positive")
         _check(self, "synthetic_refs", self.synthetic_refs >= 1, "must be at least 1")
+        _check_choice(self, "cache_device", ("cpu", "auto"))
+        _check(self, "shared_reference_group", self.shared_reference_group >= 1, "must be at least 1")
+        _check(self, "shared_reference_group", self.cache_images or self.shared_reference_group == 1,
+               "needs cache_images=True")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +147,9 @@ class Config:
     batch_size: int = 16
     # Number of batches whose gradients are summed before each optimizer step.
     accumulated_steps: int = 1
+    # On a non-finite loss or gradient: False stops training (the last checkpoint is kept), True
+    # skips that optimizer step and counts it (epoch metric ``skipped_steps``).
+    skip_nonfinite_steps: bool = False
     # Autocast + gradient scaling on CUDA; ignored on CPU.
     mixed_precision: bool = True
     # Autocast dtype when mixed_precision is on: "fp16" or "bf16".
@@ -161,6 +176,8 @@ class Config:
     swa_bn_steps: int | None = None
     # Free text for the "Other description" line of readme.txt (one line).
     description: str = ""
+    # torch.compile the head (an opt-in speed-up on GPUs; compilation takes a minute or more).
+    compile: bool = False
 
     def __post_init__(self) -> None:
         _check_field_types(self)
@@ -172,6 +189,8 @@ class Config:
         for name in ("steps_per_epoch", "swa_bn_steps"):
             _check(self, name, getattr(self, name) is None or getattr(self, name) >= 1, "must be None or at least 1")
         _check(self, "swa_epochs", 1 <= self.swa_epochs[0] <= self.swa_epochs[1], "must be (first, last) with 1 <= first <= last")
+        _check(self, "batch_size", self.batch_size % self.data.shared_reference_group == 0,
+               f"must be a multiple of data.shared_reference_group ({self.data.shared_reference_group})")
         _check(self, "description", "\n" not in self.description and "\r" not in self.description, "must be one line")
 
 

@@ -22,5 +22,9 @@ class CheckpointError(IQAError):
     """A checkpoint file is missing, corrupt, untrusted or of the wrong architecture."""
 
 
+class OutputError(IQAError):
+    """An output folder or file cannot be written: read-only, no permission, or a full disk."""
+
+
 class WeightsUnavailableError(IQAError):
     """Pretrained backbone weights cannot be obtained (offline machine and no local file)."""

@@ -2,9 +2,16 @@
 
 import contextlib
 import os
+import signal
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
+
+from nnet.errors import OutputError
+
+# Test-only fault injection (tests/test_crash_resume.py): NNET_FAULT_INJECT=after_tmp_write:<file name>
+# makes the process SIGKILL itself once that file's temporary copy is complete, just before the rename.
+FAULT_INJECT_VARIABLE = "NNET_FAULT_INJECT"
 
 
 @contextlib.contextmanager
@@ -13,21 +20,34 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
 
     If the body raises (or the process dies), ``path`` is left untouched and the temporary file is
     removed (or, after a hard kill, left behind under a ``.tmp`` name that no reader looks for).
+    An ``OSError`` (read-only folder, full disk) becomes an :class:`OutputError` naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise OutputError(_cannot_write(path, error)) from error
     try:
         with os.fdopen(descriptor, mode) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        if os.environ.get(FAULT_INJECT_VARIABLE) == f"after_tmp_write:{path.name}":
+            os.kill(os.getpid(), signal.SIGKILL)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise OutputError(_cannot_write(path, error)) from error
         raise
     _fsync_directory(path.parent)
+
+
+def _cannot_write(path: Path, error: OSError) -> str:
+    return (f"{path}: cannot be written ({error.strerror or error}); free disk space, or make the folder "
+            "writable or choose another output folder")
 
 
 def _fsync_directory(directory: Path) -> None:

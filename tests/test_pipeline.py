@@ -154,3 +154,24 @@ def test_distributed_run_matches_one_process_with_the_same_global_batch(dataset,
         # Adam also magnifies the rounding differences of near-zero gradients a little: 1e-4, while
         # different batches or a missing gradient average move weights by ~1e-3 after these 6 steps.
         assert torch.allclose(one[name], two[name], atol=1e-4), name
+
+
+def test_cached_fast_path_trains_exactly_like_per_image_loading(dataset, tmp_path):
+    """Decoded-image cache + batched augmentation vs DataLoader(PairDataset): the same weights, bit for bit."""
+    cached, per_image = tmp_path / "cached", tmp_path / "per_image"
+    for folder in (cached, per_image):
+        folder.mkdir()
+    common = ["--set", "data.val_fraction=0.0", "--set", "epochs=1"]
+    run_main("-c", write_config(cached, dataset), *common)
+    run_main("-c", write_config(per_image, dataset), *common, "--set", "data.cache_images=False")
+    fast, plain = weights(cached / "run/checkpoints_1.ckpt"), weights(per_image / "run/checkpoints_1.ckpt")
+    assert all(torch.equal(fast[name], plain[name]) for name in plain)
+    fast_loss = torch.load(cached / "run/checkpoints_1.ckpt", weights_only=True)["metrics"]["loss"]
+    assert fast_loss == torch.load(per_image / "run/checkpoints_1.ckpt", weights_only=True)["metrics"]["loss"]
+
+
+def test_shared_reference_batching_trains(dataset, tmp_path):
+    run_main("-c", write_config(tmp_path, dataset), "--set", "data.val_fraction=0.0", "--set", "epochs=1",
+             "--set", "data.shared_reference_group=2")
+    checkpoint = torch.load(tmp_path / "run/checkpoints_1.ckpt", weights_only=True)
+    assert checkpoint["step"] == 24 // 4 and checkpoint["metrics"]["loss"] > 0  # 12 groups of 2, 2 groups a batch

@@ -6,7 +6,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -17,6 +16,7 @@ from nnet.data.records import PairRecord
 from nnet.data.transforms import (
     PairedTrainAugment,
     center_crop_pair,
+    sample_generator,
     ten_crop_pair,
     to_normalized_tensor,
 )
@@ -98,11 +98,7 @@ class PairDataset(Dataset):
         }
 
     def _generator(self, index: int) -> torch.Generator | None:
-        if self.seed is None:
-            return None
-        entropy = [self.seed % 2**64, self.epoch, index]
-        state = np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0]
-        return torch.Generator().manual_seed(int(state))
+        return None if self.seed is None else sample_generator(self.seed, self.epoch, index)
 
 
 def pair_size_problem(record: PairRecord, reference_size: Sequence[int],

@@ -4,6 +4,9 @@ Reference and distorted image always receive the same geometric transform: they 
 into one 6-channel tensor, transformed once, and split again (spec §9 and §11).
 """
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torchvision.transforms import InterpolationMode
@@ -15,6 +18,16 @@ def to_normalized_tensor(image: np.ndarray) -> torch.Tensor:
     ``Normalize(0.5, 0.5)`` (spec §1), with no intermediate PIL or float64 copy."""
     pixels = torch.from_numpy(image).permute(2, 0, 1).contiguous()  # [3, H, W] uint8
     return pixels.float().div_(255).sub_(0.5).div_(0.5)
+
+
+@dataclass(frozen=True)
+class AugmentParameters:
+    """One draw of the paired training augmentation."""
+
+    top: int
+    left: int
+    flip: bool
+    angle: float  # degrees, counter-clockwise as torchvision's rotate
 
 
 class PairedTrainAugment:
@@ -37,17 +50,23 @@ class PairedTrainAugment:
                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``[3, H, W]`` pair → ``[3, crop, crop]`` pair (H, W ≥ crop)."""
         pair = torch.cat([reference, distorted])  # [6, H, W]
-        top, left = self._crop_origin(pair.shape[-2:], generator)
-        pair = F.crop(pair, top, left, self.crop_size, self.crop_size)  # [6, c, c]
-        if self.hflip and torch.rand(1, generator=generator) < 0.5:
+        drawn = self.draw(pair.shape[-2:], generator)
+        pair = F.crop(pair, drawn.top, drawn.left, self.crop_size, self.crop_size)  # [6, c, c]
+        if drawn.flip:
             pair = F.hflip(pair)
         if self.rotate:
-            angle = float(torch.empty(1).uniform_(*self.degrees, generator=generator).item())
-            pair = F.rotate(pair, angle, InterpolationMode.NEAREST, expand=False,
+            pair = F.rotate(pair, drawn.angle, InterpolationMode.NEAREST, expand=False,
                             fill=[0.0] * pair.shape[0])
         return pair[:3], pair[3:]
 
-    def _crop_origin(self, size: torch.Size, generator: torch.Generator | None) -> tuple[int, int]:
+    def draw(self, size: Sequence[int], generator: torch.Generator | None = None) -> AugmentParameters:
+        """The random parameters for an image of ``size`` (height, width), in torchvision's order."""
+        top, left = self._crop_origin(size, generator)
+        flip = bool(self.hflip and torch.rand(1, generator=generator) < 0.5)
+        angle = float(torch.empty(1).uniform_(*self.degrees, generator=generator).item()) if self.rotate else 0.0
+        return AugmentParameters(top, left, flip, angle)
+
+    def _crop_origin(self, size: Sequence[int], generator: torch.Generator | None) -> tuple[int, int]:
         height, width = size
         if height < self.crop_size or width < self.crop_size:
             raise ValueError(f"image of {width}x{height} is smaller than the crop {self.crop_size}")
@@ -60,6 +79,17 @@ class PairedTrainAugment:
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(crop_size={self.crop_size}, hflip={self.hflip}, "
                 f"rotate={self.rotate}, degrees={self.degrees})")
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of everything random in one epoch of a run (shuffling, dropout, worker seeds)."""
+    return seed * 1_000_003 + epoch
+
+
+def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    """The generator of item ``index`` in ``epoch``: independent of workers, processes and order."""
+    state = np.random.SeedSequence([seed % 2**64, epoch, index]).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(state))
 
 
 def center_crop_pair(reference: torch.Tensor, distorted: torch.Tensor,

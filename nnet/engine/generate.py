@@ -11,6 +11,7 @@ from nnet.config import Config
 from nnet.data import PairRecord
 from nnet.engine.distributed import Runtime
 from nnet.engine.evaluate import describe_report, evaluation_report, predict_mos, save_evaluation
+from nnet.engine.preflight import REPORT_BYTES, check_output_folder
 from nnet.engine.records import normalizer_for, test_data, training_data
 from nnet.engine.submission import DEFAULT_DESCRIPTION, write_submission
 from nnet.errors import DataError
@@ -31,6 +32,7 @@ def _score(config: Config, runtime: Runtime, checkpoint: Path, records: list[Pai
 
 def generate(config: Config, runtime: Runtime, checkpoint: Path, trust: bool = False) -> Path | None:
     """Score the NTIRE test part and write output.txt, readme.txt and submission.zip (main process)."""
+    check_output_folder(config.generation_path, REPORT_BYTES, "generation_path")
     records = test_data(config.data, runtime)
     predictions, seconds_per_image = _score(config, runtime, checkpoint, records, trust)
     if not runtime.is_main:
@@ -49,6 +51,7 @@ def generate(config: Config, runtime: Runtime, checkpoint: Path, trust: bool = F
 def evaluate(config: Config, runtime: Runtime, checkpoint: Path, split: str = "validation",
              trust: bool = False) -> dict | None:
     """Metrics of a checkpoint on a labelled split: ``validation``, ``train`` or ``test`` (with labels)."""
+    check_output_folder(config.callback_path, REPORT_BYTES, "callback_path")
     if split == "test":
         records = test_data(config.data, runtime)
         if any(record.mos is None for record in records):

@@ -1,12 +1,16 @@
 """Where a run's checkpoints live, and how ``--checkpoint`` names one."""
 
+import logging
 import re
 from pathlib import Path
 
+from nnet.checkpoint import read_checkpoint
 from nnet.config import Config
 from nnet.errors import CheckpointError
 
+log = logging.getLogger(__name__)
 _EPOCH_FILE = re.compile(r"^checkpoints_(\d+)\.ckpt$")
+_EPOCH_TEMPORARY = re.compile(r"^\.checkpoints_\d+\.ckpt\..+\.tmp$")  # nnet.fileio.atomic_write's names
 
 
 def checkpoint_path(config: Config, label: int | str) -> Path:
@@ -25,17 +29,51 @@ def epoch_checkpoints(config: Config) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def resolve_checkpoint(config: Config, name: str) -> Path:
-    """``--checkpoint`` value → file: an existing path, ``last`` (newest epoch), or a label such as
-    ``30`` or ``swa-equal-21-30`` inside the run's callback folder."""
+def remove_stale_temporaries(config: Config) -> list[Path]:
+    """Delete the temporary per-epoch checkpoint files a killed run left in the callback folder.
+
+    Only ``.checkpoints_<epoch>.ckpt.*.tmp`` names match: an averaging or evaluation running beside
+    the training writes other names, which stay untouched.
+    """
+    folder = Path(config.callback_path)
+    stale = [path for path in folder.iterdir() if _EPOCH_TEMPORARY.match(path.name)] if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+        log.info("removed %s, left by an interrupted run", path)
+    return stale
+
+
+def newest_complete_checkpoint(config: Config, trust: bool = False) -> Path:
+    """The newest per-epoch checkpoint that reads completely; newer unreadable ones are reported and skipped."""
+    epochs = epoch_checkpoints(config)
+    if not epochs:
+        raise CheckpointError(f"{config.callback_path}: no checkpoints_<epoch>.ckpt to resume from; train first")
+    skipped = []
+    for path in reversed(epochs.values()):
+        try:
+            read_checkpoint(path, trust=trust)
+        except CheckpointError as error:
+            log.warning("skipping the unreadable checkpoint %s", error)
+            skipped.append(path.name)
+            continue
+        if skipped:
+            log.warning("using %s, the newest complete checkpoint, instead of %s", path, ", ".join(skipped))
+        return path
+    raise CheckpointError(f"{config.callback_path}: none of its {len(epochs)} checkpoints_<epoch>.ckpt files is "
+                          "readable (see the warnings above); restore one or start a new run without --checkpoint")
+
+
+def resolve_checkpoint(config: Config, name: str, trust: bool = False) -> Path:
+    """``--checkpoint`` value → file: an existing path, ``last`` (the newest complete epoch), or a label
+    such as ``30`` or ``swa-equal-21-30`` inside the run's callback folder."""
     as_path = Path(name)
     if as_path.is_file():
         return as_path
     if name == "last":
-        epochs = epoch_checkpoints(config)
-        if not epochs:
-            raise CheckpointError(f"{config.callback_path}: no checkpoints_<epoch>.ckpt to resume from; train first")
-        return epochs[max(epochs)]
+        return newest_complete_checkpoint(config, trust)
+    if as_path.suffix or len(as_path.parts) > 1:
+        raise CheckpointError(f"{as_path}: checkpoint not found; check the path, or give 'last', an epoch number "
+                              "or a label such as swa-equal-21-30")
     path = checkpoint_path(config, name)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found; --checkpoint takes a file path, 'last', an epoch "

@@ -25,7 +25,9 @@ from nnet.data import PairDataset
 from nnet.engine.distributed import Runtime
 from nnet.engine.records import training_data
 from nnet.engine.paths import checkpoint_path
-from nnet.engine.train import epoch_seed, seed_everything
+from nnet.engine.preflight import CHECKPOINT_BYTES, check_output_folder
+from nnet.data.transforms import epoch_seed
+from nnet.engine.train import seed_everything
 from nnet.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,7 @@ def average_checkpoints(config: Config, runtime: Runtime, epochs: list[int], swa
     """Average ``checkpoints_<epoch>.ckpt`` for ``epochs`` and write ``checkpoints_swa-….ckpt``."""
     if swa_type not in SWA_TYPES:
         raise CheckpointError(f"unknown swa_type {swa_type!r}; use one of {', '.join(SWA_TYPES)}")
+    check_output_folder(config.callback_path, CHECKPOINT_BYTES, "callback_path")
     paths = [checkpoint_path(config, epoch) for epoch in epochs]
     missing = [str(path) for path in paths if not path.is_file()]
     if missing:

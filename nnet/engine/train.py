@@ -11,25 +11,27 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from nnet.checkpoint import build_checkpoint, load_weights, read_checkpoint, save_checkpoint, unwrap_model
 from nnet.config import Config, config_to_dict
-from nnet.data import PairDataset
+from nnet.data.transforms import epoch_seed
 from nnet.engine.backbone_weights import prepare_backbone
+from nnet.engine.batches import TrainingBatches
 from nnet.engine.distributed import Runtime
 from nnet.engine.evaluate import describe_report, evaluation_report, predict_mos
 from nnet.engine.logbook import Logbook
-from nnet.engine.paths import checkpoint_path
+from nnet.engine.paths import checkpoint_path, remove_stale_temporaries
+from nnet.engine.preflight import CHECKPOINT_BYTES, check_output_folder
 from nnet.engine.records import TrainingData, training_data
-from nnet.errors import IQAError
+from nnet.errors import CheckpointError, IQAError
 from nnet.models import FullReferenceIQA, build_model
 
 log = logging.getLogger(__name__)
@@ -67,10 +69,6 @@ def precision_for(config: Config, device: torch.device) -> Precision:
     return Precision("cpu", None)  # the seed's fp16 mixed precision is a CUDA feature
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    return seed * 1_000_003 + epoch
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -93,31 +91,19 @@ def build_optimizer(model: nn.Module, config: Config) -> torch.optim.Adam:
                             weight_decay=config.optimizer.weight_decay)
 
 
-def make_train_loader(dataset: PairDataset, config: Config, runtime: Runtime, epoch: int) -> DataLoader:
-    """Shuffled batches of ``config.batch_size`` pairs per process, the incomplete last one dropped.
-
-    The permutation is drawn over the whole dataset and dealt out to the ranks, so N processes
-    see the same global batches as one process with an N-times larger batch.
-    """
-    sampler = DistributedSampler(dataset, num_replicas=runtime.world_size, rank=runtime.rank, shuffle=True,
-                                 seed=config.seed, drop_last=True)
-    sampler.set_epoch(epoch)
-    dataset.set_epoch(epoch)
-    return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, drop_last=True,
-                      num_workers=config.num_workers, pin_memory=runtime.device.type == "cuda",
-                      persistent_workers=False)
-
-
-def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
+def train_one_epoch(model: nn.Module, loader: Iterable[dict], available: int, optimizer: torch.optim.Optimizer,
                     scaler: torch.amp.GradScaler, precision: Precision, config: Config, runtime: Runtime,
                     epoch: int, step: int, logbook: Logbook) -> tuple[dict[str, float], int]:
-    """One pass (or ``steps_per_epoch`` batches); returns (metrics, optimizer steps so far)."""
+    """One pass over ``loader``'s ``available`` batches (or ``steps_per_epoch`` of them);
+    returns (metrics, optimizer steps so far)."""
     model.train()
-    batches = len(loader) if config.steps_per_epoch is None else min(len(loader), config.steps_per_epoch)
+    batches = available if config.steps_per_epoch is None else min(available, config.steps_per_epoch)
     if batches == 0:
-        raise IQAError(f"{config.data.root}: {len(loader.dataset)} training pairs make no batch of "
-                       f"{config.batch_size} on {runtime.world_size} process(es); lower batch_size")
-    total_loss, pairs, started = 0.0, 0, time.perf_counter()
+        raise IQAError(f"{config.data.root}: the training pairs make no batch of {config.batch_size} on "
+                       f"{runtime.world_size} process(es); lower batch_size or add data")
+    total_loss, pairs, skipped, started = 0.0, 0, 0, time.perf_counter()
+    parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    window, window_finite = [], True  # images and finiteness of the batches accumulated since the last step
     progress = tqdm(total=batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch",
                     disable=not runtime.is_main, dynamic_ncols=True)
     optimizer.zero_grad(set_to_none=True)
@@ -130,26 +116,59 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
         with precision.autocast():
             predicted = model(reference, distorted)
         loss = nn.functional.mse_loss(predicted.float(), target)
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(
-                f"loss is {loss.item()} at epoch {epoch}, step {step + 1}; batch images: "
-                f"{', '.join(batch['name'][:4])}{' …' if len(batch['name']) > 4 else ''}; the last good "
-                f"checkpoint is kept in {config.callback_path}: lower optimizer.lr or check these images")
-        scaler.scale(loss / config.accumulated_steps).backward()
+        window += batch["name"]
+        finite = bool(torch.isfinite(loss))
+        if not finite and not config.skip_nonfinite_steps:
+            raise TrainingDiverged(_diverged(f"loss is {loss.item()}", epoch, step, window, config))
+        window_finite &= finite
+        scaler.scale(loss / config.accumulated_steps).backward()  # also when skipping: DDP's collectives must match
         if (batch_index + 1) % config.accumulated_steps == 0 or batch_index + 1 == batches:
-            scaler.step(optimizer)
-            scaler.update()
+            if window_finite and not precision.needs_scaler:  # fp16's GradScaler skips inf gradients itself
+                window_finite = gradients_finite(parameters)
+            if not _on_every_rank(window_finite, runtime):
+                if not config.skip_nonfinite_steps:
+                    raise TrainingDiverged(_diverged("gradients are not finite", epoch, step, window, config))
+                skipped += 1
+                log.warning("skipped optimizer step %d of epoch %d: non-finite loss or gradients (images: %s)",
+                            step + 1, epoch, ", ".join(window))
+            else:
+                scaler.step(optimizer)
+                scaler.update()
+                step += 1
             optimizer.zero_grad(set_to_none=True)
-            step += 1
-        total_loss += loss.item() * len(target)
-        pairs += len(target)
+            window, window_finite = [], True
+        if finite:
+            total_loss += loss.item() * len(target)
+            pairs += len(target)
+            logbook.scalars({"loss": loss.item()}, step, "train")
         elapsed = time.perf_counter() - started
         progress.set_postfix(loss=f"{loss.item():.4f}", pairs_per_s=f"{pairs * runtime.world_size / elapsed:.1f}")
         progress.update()
-        logbook.scalars({"loss": loss.item()}, step, "train")
     progress.close()
     elapsed = time.perf_counter() - started
-    return {"loss": total_loss / pairs, "pairs_per_s": pairs * runtime.world_size / elapsed, "seconds": elapsed}, step
+    return {"loss": total_loss / pairs if pairs else math.nan, "pairs_per_s": pairs * runtime.world_size / elapsed,
+            "seconds": elapsed, "skipped_steps": skipped}, step
+
+
+def gradients_finite(parameters: list[torch.Tensor]) -> bool:
+    """True when no gradient holds a NaN or an infinity (one fused norm per tensor, one sync)."""
+    gradients = [parameter.grad for parameter in parameters if parameter.grad is not None]
+    return not gradients or bool(torch.stack(torch._foreach_norm(gradients)).isfinite().all())
+
+
+def _on_every_rank(flag: bool, runtime: Runtime) -> bool:
+    """``flag`` and-ed over the processes, so that all of them skip the same steps."""
+    if not runtime.distributed:
+        return flag
+    value = torch.tensor(float(flag), device=runtime.device)
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MIN)
+    return bool(value)
+
+
+def _diverged(problem: str, epoch: int, step: int, names: list[str], config: Config) -> str:
+    return (f"{problem} at epoch {epoch}, step {step + 1} (images: {', '.join(names)}); the last good checkpoint "
+            f"is kept in {config.callback_path}: lower optimizer.lr, check these images, or set "
+            "skip_nonfinite_steps=True to skip such steps")
 
 
 def prepare_model(config: Config, data: TrainingData, runtime: Runtime, resume: dict | None,
@@ -172,6 +191,9 @@ def train(config: Config, runtime: Runtime, resume_path: Path | None = None, tru
 
     Returns the last checkpoint written (None when nothing was left to do).
     """
+    check_output_folder(config.callback_path, CHECKPOINT_BYTES, "callback_path")
+    if runtime.is_main:
+        remove_stale_temporaries(config)
     data = training_data(config.data, runtime)
     if runtime.is_main:
         log.info("training on %d pairs (%d references), validating on %d pairs",
@@ -186,7 +208,9 @@ def train(config: Config, runtime: Runtime, resume_path: Path | None = None, tru
         first_epoch, step = _restore_training_state(resume, resume_path, optimizer, scaler)
     if runtime.distributed:
         model = DistributedDataParallel(model, device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None)
-    dataset = PairDataset(data.train, data.normalizer, mode="train", crop_size=config.data.crop_size, seed=config.seed)
+    if config.compile:
+        model = torch.compile(model)
+    batches = TrainingBatches(data, config, runtime)
     logbook = Logbook(Path(config.callback_path) / "logs" if runtime.is_main else None)
     if runtime.is_main:
         log.info("device %s, %s, world size %d, batch %d per process", runtime.device,
@@ -195,9 +219,9 @@ def train(config: Config, runtime: Runtime, resume_path: Path | None = None, tru
     try:
         for epoch in range(first_epoch, config.epochs + 1):
             seed_everything(epoch_seed(config.seed, epoch))
-            loader = make_train_loader(dataset, config, runtime, epoch)
-            metrics, step = train_one_epoch(model, loader, optimizer, scaler, precision, config, runtime,
-                                            epoch, step, logbook)
+            loader, available = batches.epoch(epoch)
+            metrics, step = train_one_epoch(model, loader, available, optimizer, scaler, precision, config,
+                                            runtime, epoch, step, logbook)
             logbook.scalars({"epoch_loss": metrics["loss"], "pairs_per_s": metrics["pairs_per_s"],
                              "lr": optimizer.param_groups[0]["lr"]}, step, "train")
             if data.validation and (epoch % config.eval_period == 0 or epoch == config.epochs):
@@ -235,8 +259,12 @@ def _restore_training_state(checkpoint: dict, source: Path, optimizer: torch.opt
     if checkpoint.get("optimizer_state_dict") is None or checkpoint.get("epoch") is None:
         raise IQAError(f"{source}: holds no optimizer state (an averaged or released model); resume from a "
                        "per-epoch checkpoint checkpoints_<epoch>.ckpt, or start a new run")
-    optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
-    if checkpoint.get("scaler_state_dict"):
-        scaler.load_state_dict(checkpoint["scaler_state_dict"])
+    try:
+        optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
+        if checkpoint.get("scaler_state_dict"):
+            scaler.load_state_dict(checkpoint["scaler_state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{source}: its optimizer state does not fit this model ({error}); resume from a "
+                              "checkpoint of this run, or start a new run") from None
     return int(checkpoint["epoch"]) + 1, int(checkpoint["step"])
 

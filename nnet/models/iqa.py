@@ -26,16 +26,28 @@ class FullReferenceIQA(nn.Module):
         self.backbone = InceptionResNetV2Taps()
         self.projection = nn.Conv2d(FEATURE_CHANNELS, dim, kernel_size=1)
         self.input_dropout = nn.Dropout(dropout)
+        self.use_channels_last(True)
+
+    def use_channels_last(self, enabled: bool = True) -> "FullReferenceIQA":
+        """Run the trunk in channels-last memory format (the default: faster convolutions on CPUs
+        and GPUs, same function; the head then reads its [B, h, w, D] tokens without a copy)."""
+        self.channels_last = enabled
+        self.backbone.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)
+        return self
 
     def extract_features(self, images: torch.Tensor) -> torch.Tensor:
         """Frozen trunk features [B, 1920, h, w]; never records gradients."""
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         with torch.no_grad():
             return self.backbone(images)
 
     def forward(self, reference: torch.Tensor, distorted: torch.Tensor) -> torch.Tensor:
+        """Scores [B, 1] of pairs ([B, 3, S, S] each), or of k groups of n distorted images
+        ([k·n, …]) sharing n references ([n, …]), see :meth:`forward_features`."""
         # One trunk pass over both images: identical to two passes because the trunk is in eval mode.
         features = self.extract_features(torch.cat([reference, distorted]))
-        reference_features, distorted_features = features.chunk(2)
+        reference_features, distorted_features = features.split([len(reference), len(distorted)])
         return self.forward_features(reference_features, distorted_features)
 
     def forward_features(self, reference_features: torch.Tensor, distorted_features: torch.Tensor) -> torch.Tensor:

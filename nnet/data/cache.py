@@ -1,0 +1,71 @@
+"""Decode every image of a dataset once into uint8 memory, on the CPU (shared) or on a GPU.
+
+PIPAL's training set (200 references + 23,200 distorted 288×288 images) takes 5.8 GB as uint8.
+When every image has the same size they live in one ``[N, 3, H, W]`` tensor; otherwise in a list.
+"""
+
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+from nnet.data.datasets import pair_size_problem
+from nnet.data.images import load_rgb
+from nnet.data.problems import ProblemList
+from nnet.data.records import PairRecord
+
+
+def _decode(path: Path) -> torch.Tensor:
+    return torch.from_numpy(load_rgb(path)).permute(2, 0, 1)  # [3, H, W] uint8 (a view)
+
+
+class DecodedImages:
+    """uint8 ``[3, H, W]`` pixels of every reference and distorted image of ``records``.
+
+    Decoding runs in a thread pool (PIL releases the GIL). Size problems of pairs (sizes that
+    differ, images smaller than the crop) are reported together in one DataError.
+    """
+
+    def __init__(self, records: Sequence[PairRecord], crop_size: int, device: torch.device | str = "cpu",
+                 threads: int | None = None) -> None:
+        paths = sorted({path for record in records for path in (record.reference, record.distorted)})
+        self.position = {path: i for i, path in enumerate(paths)}
+        with ThreadPoolExecutor(max_workers=threads or min(16, os.cpu_count() or 1)) as pool:
+            self.images = self._store(pool.map(_decode, paths), len(paths), torch.device(device))
+        problems = ProblemList(f"Image sizes of {len(records)} pairs")
+        for record in records:
+            problem = pair_size_problem(record, self.size(record.reference)[::-1],
+                                        self.size(record.distorted)[::-1], crop_size)
+            if problem:
+                problems.add(problem)
+        problems.raise_if_any()
+
+    @staticmethod
+    def _store(decoded: Iterator[torch.Tensor], count: int, device: torch.device) -> torch.Tensor | list[torch.Tensor]:
+        """One preallocated [N, 3, H, W] tensor while sizes agree (no second copy), else a list."""
+        first = next(decoded)
+        stacked = torch.empty((count, *first.shape), dtype=torch.uint8, device=device)
+        if device.type == "cpu":
+            stacked.share_memory_()  # DataLoader workers read it without copies
+        stacked[0] = first
+        for index, image in enumerate(decoded, start=1):
+            if image.shape != first.shape:
+                images = [stacked[i] for i in range(index)] + [image.to(device)]
+                return images + [other.to(device) for other in decoded]
+            stacked[index] = image
+        return stacked
+
+    def __getitem__(self, path: Path) -> torch.Tensor:
+        return self.images[self.position[path]]
+
+    def size(self, path: Path) -> tuple[int, int]:
+        """(height, width) of an image."""
+        return tuple(self[path].shape[-2:])
+
+    @property
+    def nbytes(self) -> int:
+        if isinstance(self.images, torch.Tensor):
+            return self.images.numel()
+        return sum(image.numel() for image in self.images)
