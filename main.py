@@ -96,8 +96,9 @@ def run_predict(config: Config | None, runtime: Runtime, args: argparse.Namespac
         raise IQAError("--mode predict needs --checkpoint FILE --reference PATH --distorted PATH")
     checkpoint = resolve_checkpoint(config, args.checkpoint, args.trust) if config else Path(args.checkpoint)
     normalizer = normalizer_for(config.data) if config else MOSNormalizer()
+    precision = config.inference_precision if config else "fp32"
     sys.stdout.write(predict.predict_to_output(checkpoint, args.reference, args.distorted, args.output,
-                                               runtime.device, normalizer, trust=args.trust))
+                                               runtime.device, normalizer, trust=args.trust, precision=precision))
 
 
 def run_pipeline(config: Config, runtime: Runtime, args: argparse.Namespace) -> None:

@@ -29,6 +29,9 @@ from nnet.models.upstream import convert_upstream_state_dict, is_upstream_state_
 FORMAT = "nnet-iqa-checkpoint"
 FORMAT_VERSION = 1
 _SHOWN = 5  # how many offending keys an error message lists
+# Types of the fields our format's readers use (the file may have been edited or damaged).
+_FIELD_TYPES = {"format_version": int, "architecture": str, "model_args": dict, "epoch": (int, type(None)), "step": int, "metrics": dict,
+                "optimizer_state_dict": (dict, type(None)), "scaler_state_dict": (dict, type(None))}
 
 
 def unwrap_model(model: nn.Module) -> FullReferenceIQA:
@@ -92,28 +95,40 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
         checkpoint = torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as error:
         if trust:
-            raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(error)})") from error
+            raise CheckpointError(f"{path}: not a readable checkpoint ({first_line(error)})") from error
         raise CheckpointError(
             f"{path}: the file contains objects other than tensors and plain values, and unpickling them can run "
             "arbitrary code; if you trust its source, pass --trust-checkpoint (unsafe)"
         ) from error
     except Exception as error:  # readers of corrupt files raise anything: KeyError, EOFError, RuntimeError…
         raise CheckpointError(
-            f"{path}: truncated or not a PyTorch checkpoint ({_first_line(error)}); use an intact copy "
+            f"{path}: truncated or not a PyTorch checkpoint ({first_line(error)}); use an intact copy "
             "(e.g. the previous epoch's checkpoint)"
         ) from error
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model_state_dict"), dict):
-        raise CheckpointError(f"{path}: not an IQA checkpoint (no 'model_state_dict' dictionary inside)")
-    version = checkpoint.get("format_version", 0)
-    if checkpoint.get("format") == FORMAT and (not isinstance(version, int) or version > FORMAT_VERSION):
+        raise CheckpointError(f"{path}: not an IQA checkpoint (no 'model_state_dict' dictionary inside); give a "
+                              "checkpoint written by nnet or the original IQA Conformer code")
+    if not all(isinstance(key, str) and isinstance(value, torch.Tensor)
+               for key, value in checkpoint["model_state_dict"].items()):
+        raise CheckpointError(f"{path}: 'model_state_dict' holds entries other than named tensors; the file was "
+                              "edited or damaged: use an unmodified checkpoint")
+    if checkpoint.get("format") != FORMAT:
+        return checkpoint  # the original code's format
+    version = checkpoint.get("format_version")
+    if isinstance(version, int) and version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: written by a newer nnet (checkpoint format {version}, this one reads up to "
             f"{FORMAT_VERSION}); upgrade nnet to load it"
         )
+    for field, expected in _FIELD_TYPES.items():
+        if not isinstance(checkpoint.get(field), expected):
+            raise CheckpointError(f"{path}: field {field!r} holds a {type(checkpoint.get(field)).__name__}; the "
+                                  "file was edited or damaged: use an unmodified checkpoint")
     return checkpoint
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its type when empty), for one-line error messages."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
@@ -123,7 +138,8 @@ def checkpoint_state(checkpoint: dict[str, Any]) -> tuple[str, dict[str, Any], d
     if checkpoint.get("format") == FORMAT:
         return checkpoint["architecture"], dict(checkpoint["model_args"]), state_dict
     if not is_upstream_state_dict(state_dict):
-        raise CheckpointError("not an IQA Conformer/Transformer checkpoint (unknown key layout)")
+        raise CheckpointError("not an IQA Conformer/Transformer checkpoint (unknown key layout); give a checkpoint "
+                              "written by nnet or the original code")
     architecture, state_dict = convert_upstream_state_dict(state_dict)
     return architecture, {}, state_dict
 
@@ -143,14 +159,19 @@ def load_weights(model: nn.Module, checkpoint: dict[str, Any], source: str | Pat
     expected = model.state_dict()
     problems = _key_problems(expected, state_dict)
     if problems:
-        raise CheckpointError(f"{source}: weights do not fit the {model.architecture}: {'; '.join(problems)}")
-    model.load_state_dict(state_dict)
+        raise CheckpointError(f"{source}: weights do not fit the {model.architecture}: {'; '.join(problems)}; "
+                              "use a checkpoint of this architecture and size, as written by nnet or the original code")
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as error:  # e.g. a sparse or complex tensor where a dense real one belongs
+        raise CheckpointError(f"{source}: weights cannot be loaded ({first_line(error)}); use an unmodified "
+                              "checkpoint") from None
 
 
 def _key_problems(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> list[str]:
     def listing(keys: list[str]) -> str:
         more = f" and {len(keys) - _SHOWN} more" if len(keys) > _SHOWN else ""
-        return ", ".join(keys[:_SHOWN]) + more
+        return ", ".join(key if key.isprintable() else repr(key) for key in keys[:_SHOWN]) + more
 
     missing = [key for key in expected if key not in found]
     unexpected = [key for key in found if key not in expected]
@@ -177,7 +198,11 @@ def model_from_checkpoint(checkpoint: dict[str, Any], source: str | Path) -> Ful
         raise CheckpointError(f"{source}: {error}") from None
     if architecture not in ARCHITECTURES:
         raise CheckpointError(f"{source}: unknown architecture {architecture!r}; this nnet knows {', '.join(ARCHITECTURES)}")
-    model = build_model(architecture, **model_args)
+    try:
+        model = build_model(architecture, **model_args)
+    except Exception as error:  # the constructors refuse bad arguments with TypeError, ValueError, RuntimeError…
+        raise CheckpointError(f"{source}: its model_args do not build an {architecture} ({first_line(error)}); "
+                              "use an unmodified checkpoint") from None
     load_weights(model, checkpoint, source)
     return model
 

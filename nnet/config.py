@@ -69,6 +69,8 @@ class DataConfig:
     csv_path: str | None = None
     # True when the scores are differential (lower means better quality).
     lower_is_better: bool = False
+    # Accept CSV paths that leave root (absolute, or starting with ..); only for CSVs you trust.
+    allow_outside_root: bool = False
     # Fraction of training references held out for validation (reference-disjoint); 0 = none.
     val_fraction: float = 0.0
     # Seed of the validation split (independent of the training seed).
@@ -170,6 +172,9 @@ class Config:
     eval_period: int = 1
     # Batch size of evaluation and generation.
     batch_size_eval: int = 4
+    # Scoring (evaluation, generation, predict) on CUDA: "fp32" (exact, TF32 off: the published
+    # numbers) or an opt-in "fp16"/"bf16" autocast (faster; scores differ slightly).
+    inference_precision: str = "fp32"
     # Epochs averaged by --mode swa (and --mode pipeline) when the command line names none.
     swa_epochs: tuple[int, int] = (21, 30)
     # Batches used to refresh BatchNorm statistics after SWA; None = one full pass.
@@ -183,6 +188,7 @@ class Config:
         _check_field_types(self)
         _check(self, "name", bool(self.name.strip()), "must not be empty")
         _check_choice(self, "precision", PRECISIONS)
+        _check_choice(self, "inference_precision", ("fp32", *PRECISIONS))
         for name in ("epochs", "batch_size", "accumulated_steps", "saving_period", "eval_period", "batch_size_eval"):
             _check(self, name, getattr(self, name) >= 1, "must be at least 1")
         _check(self, "num_workers", self.num_workers >= 0, "must be non-negative")
@@ -210,7 +216,7 @@ def load_config(path: str | os.PathLike) -> Config:
     try:
         tree = compile(path.read_bytes(), filename, "exec", ast.PyCF_ONLY_AST)
     except SyntaxError as error:
-        raise ConfigError(f"{filename}:{error.lineno}: syntax error: {error.msg}") from None
+        raise ConfigError(f"{filename}:{error.lineno}: syntax error: {error.msg}; correct that line (configs are Python)") from None
     # A unique name, never registered in sys.modules, so two configs cannot shadow each other.
     spec = importlib.util.spec_from_file_location(f"_nnet_config_file_{next(_module_counter)}", path)
     module = importlib.util.module_from_spec(spec)

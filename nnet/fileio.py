@@ -2,16 +2,11 @@
 
 import contextlib
 import os
-import signal
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
 from nnet.errors import OutputError
-
-# Test-only fault injection (tests/test_crash_resume.py): NNET_FAULT_INJECT=after_tmp_write:<file name>
-# makes the process SIGKILL itself once that file's temporary copy is complete, just before the rename.
-FAULT_INJECT_VARIABLE = "NNET_FAULT_INJECT"
 
 
 @contextlib.contextmanager
@@ -33,8 +28,6 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        if os.environ.get(FAULT_INJECT_VARIABLE) == f"after_tmp_write:{path.name}":
-            os.kill(os.getpid(), signal.SIGKILL)
         os.replace(temporary, path)
     except BaseException as error:
         with contextlib.suppress(FileNotFoundError):

@@ -5,10 +5,27 @@ from pathlib import Path
 import pytest
 import torch
 
+from nnet.data.synthetic import generate_synthetic_pipal
 from nnet.models import build_model
 
 UPSTREAM_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "upstream"
 TINY_INPUT = 64  # a 64×64 input gives a 5×5 feature grid: ~9× less trunk work than 192×192
+TINY_CONFIG = """
+from nnet.config import Config, DataConfig, ModelConfig, OptimizerConfig
+
+config = Config(
+    name="tiny",
+    model=ModelConfig(architecture={architecture!r}, backbone_weights="calibrated-random", calibration_images=4),
+    data=DataConfig(root={root!r}, crop_size=64),
+    optimizer=OptimizerConfig(lr=1e-3),
+    epochs={epochs},
+    batch_size=4,
+    num_workers=0,
+    callback_path={run!r},
+    generation_path={generation!r},
+    swa_epochs=(1, 2),
+)
+"""
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +58,26 @@ def tiny_pair():
         return reference, distorted
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_pipal(tmp_path_factory) -> Path:
+    """A synthetic PIPAL: 3 training references × 4 distortions and 1 test reference, 80×80 pixels."""
+    root = tmp_path_factory.mktemp("tiny") / "PIPAL"
+    generate_synthetic_pipal(root, refs=3, distortions_per_ref=4, size=80, test_refs=1)
+    return root
+
+
+@pytest.fixture
+def tiny_config(tiny_pipal, tmp_path):
+    """Factory: a training config for ``tiny_pipal`` (crop 64, batch 4: 3 steps an epoch) written to
+    ``tmp_path/<file_name>``; its checkpoints go to ``tmp_path/run/``."""
+
+    def write(architecture: str = "IQA_Conformer", epochs: int = 2, root: Path | None = None,
+              file_name: str = "tiny.py") -> Path:
+        path = tmp_path / file_name
+        path.write_text(TINY_CONFIG.format(architecture=architecture, root=str(root or tiny_pipal), epochs=epochs,
+                                           run=f"{tmp_path}/run/", generation=f"{tmp_path}/run/generation/"))
+        return path
+
+    return write

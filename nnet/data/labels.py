@@ -6,6 +6,7 @@ test sets, and the ``output.txt`` a submission writes, so predictions can be rea
 
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -13,7 +14,8 @@ from typing import Iterable
 from nnet.data.problems import ProblemList
 from nnet.errors import DataError
 
-FORMAT_HINT = "expected 'name,score', e.g. 'A0001_00_00.bmp,1500.1234'"
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # line breaks, tabs, terminal escapes…
+FORMAT_HINT = "expected 'name,score' with a plain file name, e.g. 'A0001_00_00.bmp,1500.1234'"
 
 
 @dataclass(frozen=True)
@@ -68,13 +70,25 @@ def _parse_label_file(path: Path, problems: ProblemList) -> Iterable[tuple[str, 
             continue
         fields = [field.strip() for field in line.split(",")]
         score = parse_score(fields[1]) if len(fields) == 2 else None
-        if len(fields) == 2 and fields[0] and score is not None:
+        if len(fields) == 2 and is_plain_name(fields[0]) and score is not None:
             yield fields[0], Label(score, path, number)
         elif number == 1 and len(fields) == 2 and not any(c.isdigit() for c in line):
             continue  # a header such as "name,score"
         else:
             problems.add(f"{path}:{number}: malformed label line {raw.strip()[:60]!r} "
                          f"({FORMAT_HINT}); fix or delete the line")
+
+
+def is_plain_name(name: str) -> bool:
+    """A file name without any folder part (labels name images; a path could point outside the dataset)
+    and without control characters (which would garble error messages)."""
+    return (name not in ("", ".", "..") and "/" not in name and "\\" not in name
+            and not CONTROL_CHARACTERS.search(name))
+
+
+def printable(text: str) -> str:
+    """``text`` as it is, or its repr when it holds control characters (keeps a message on one line)."""
+    return repr(text) if CONTROL_CHARACTERS.search(text) else text
 
 
 def parse_score(text: str) -> float | None:

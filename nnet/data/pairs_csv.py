@@ -8,7 +8,7 @@ import csv
 import os
 from pathlib import Path, PurePath
 
-from nnet.data.labels import parse_score
+from nnet.data.labels import CONTROL_CHARACTERS, parse_score, printable
 from nnet.data.problems import ProblemList
 from nnet.data.records import PairRecord
 from nnet.errors import DataError
@@ -140,7 +140,7 @@ def _column(header: list[str], explicit: str | None, aliases: tuple[str, ...], o
     if required or explicit:
         expected = explicit or " or ".join(aliases[:6]) + ", ..."
         raise DataError(f"{csv_path}: no {role} column (expected {expected}); header is "
-                        f"{','.join(header)}; rename the column or name it explicitly")
+                        f"{printable(','.join(header))}; rename the column or name it explicitly")
     return None
 
 
@@ -150,10 +150,13 @@ def _resolve(entry: str, root: Path, allow_outside_root: bool, where: str,
     if not entry:
         problems.add(f"{where}: empty image path; fill in the row or delete it")
         return None
+    if CONTROL_CHARACTERS.search(entry):
+        problems.add(f"{where}: path {entry!r} contains control characters; fix the row")
+        return None
     relative = PurePath(os.path.normpath(entry))
     escapes = relative.is_absolute() or relative.parts[:1] == ("..",)
     if escapes and not allow_outside_root:
         problems.add(f"{where}: path {entry!r} leaves the dataset root {root}; use a path "
-                     f"relative to the root, or set allow_outside_root if this is intended")
+                     f"relative to the root, or set data.allow_outside_root=True if this is intended")
         return None
     return root / relative

@@ -106,8 +106,8 @@ def _existing_root(root: str | os.PathLike) -> Path:
     root = Path(root)
     if root.is_dir():
         return root
-    raise DataError(f"PIPAL root {root} is not a folder; put the dataset there or point the "
-                    f"data root option at it ({_layout_hint(root)})")
+    raise DataError(f"PIPAL root {root} is not a folder; put the dataset there or set data.root "
+                    f"to its folder ({_layout_hint(root)})")
 
 
 def _layout_hint(root: Path) -> str:

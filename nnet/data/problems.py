@@ -19,10 +19,13 @@ class ProblemList:
         return len(self.messages)
 
     def raise_if_any(self) -> None:
-        """Raise one :class:`DataError` listing at most ``MAX_SHOWN`` problems, if there are any."""
+        """Raise one :class:`DataError` listing at most ``MAX_SHOWN`` problems, if there are any
+        (a single problem is its own one-line message)."""
         if not self.messages:
             return
         count = len(self.messages)
+        if count == 1:
+            raise DataError(self.messages[0])
         lines = [f"{self.title}: {count} problem{'s' if count > 1 else ''} found"]
         lines += [f"  - {message}" for message in self.messages[:MAX_SHOWN]]
         if count > MAX_SHOWN:

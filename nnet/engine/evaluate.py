@@ -15,6 +15,7 @@ from nnet.checkpoint import unwrap_model
 from nnet.data import MOSNormalizer, PairRecord
 from nnet.data.grouped import ReferenceGroupTenCrops
 from nnet.engine.distributed import Runtime, gather_objects
+from nnet.engine.precision import Precision
 from nnet.fileio import atomic_write_text
 from nnet.metrics import correlation_metrics, format_metrics_table, per_group_metrics
 from nnet.models import FullReferenceIQA
@@ -24,8 +25,10 @@ log = logging.getLogger(__name__)
 
 @torch.no_grad()
 def predict_mos(model: torch.nn.Module, records: Sequence[PairRecord], normalizer: MOSNormalizer, runtime: Runtime,
-                crop_size: int = 192, batch_size: int = 4, num_workers: int = 0, progress: bool = False) -> np.ndarray:
-    """MOS predicted for every record: the mean over the ten crops (spec §11), in fp32, eval mode.
+                crop_size: int = 192, batch_size: int = 4, num_workers: int = 0, progress: bool = False,
+                precision: Precision | None = None) -> np.ndarray:
+    """MOS predicted for every record: the mean over the ten crops (spec §11), eval mode, exact fp32
+    unless ``precision`` asks for autocast.
 
     Pairs are scored in groups of up to ``batch_size`` distorted images of one reference, whose
     trunk features are computed once per group (identical scores, far fewer trunk passes).
@@ -40,11 +43,13 @@ def predict_mos(model: torch.nn.Module, records: Sequence[PairRecord], normalize
     loader = DataLoader(dataset, batch_size=None, num_workers=num_workers, pin_memory=runtime.device.type == "cuda")
     indices: list[int] = []
     scores: list[float] = []
+    precision = precision or Precision(runtime.device.type, None)
     for group in tqdm(loader, desc="scoring", unit="group", disable=not (progress and runtime.is_main), leave=False):
         distorted = group["distorted"].to(runtime.device, non_blocking=True)  # [k, 10, 3, c, c]
-        reference_features = network.extract_features(group["reference"].to(runtime.device, non_blocking=True))
-        distorted_features = network.extract_features(distorted.flatten(0, 1))  # [k·10, 1920, h, w]
-        normalized = network.forward_features(reference_features, distorted_features).float()  # [k·10, 1]
+        with precision.autocast():
+            reference_features = network.extract_features(group["reference"].to(runtime.device, non_blocking=True))
+            distorted_features = network.extract_features(distorted.flatten(0, 1))  # [k·10, 1920, h, w]
+            normalized = network.forward_features(reference_features, distorted_features).float()  # [k·10, 1]
         scores += normalizer.denormalize(normalized.view(distorted.shape[:2])).mean(dim=1).tolist()
         indices += group["indices"].tolist()
     network.train(was_training)

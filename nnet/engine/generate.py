@@ -11,6 +11,7 @@ from nnet.config import Config
 from nnet.data import PairRecord
 from nnet.engine.distributed import Runtime
 from nnet.engine.evaluate import describe_report, evaluation_report, predict_mos, save_evaluation
+from nnet.engine.precision import scoring_precision
 from nnet.engine.preflight import REPORT_BYTES, check_output_folder
 from nnet.engine.records import normalizer_for, test_data, training_data
 from nnet.engine.submission import DEFAULT_DESCRIPTION, write_submission
@@ -26,7 +27,8 @@ def _score(config: Config, runtime: Runtime, checkpoint: Path, records: list[Pai
     log.info("scoring %d pairs with %s (%s) on %s", len(records), checkpoint, model.architecture, runtime.device)
     started = time.perf_counter()
     predictions = predict_mos(model, records, normalizer_for(config.data), runtime, crop_size=config.data.crop_size,
-                              batch_size=config.batch_size_eval, num_workers=config.num_workers, progress=True)
+                              batch_size=config.batch_size_eval, num_workers=config.num_workers, progress=True,
+                              precision=scoring_precision(config.inference_precision, runtime.device))
     return predictions, (time.perf_counter() - started) / max(1, len(records))
 
 

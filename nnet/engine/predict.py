@@ -24,6 +24,8 @@ from nnet.checkpoint import load_model
 from nnet.data import MOSNormalizer, ten_crop_pair, to_normalized_tensor
 from nnet.data.images import load_rgb, rgb_array
 from nnet.data.pipal import IMAGE_SUFFIXES
+from nnet.engine.precision import scoring_precision
+from nnet.engine.preflight import REPORT_BYTES, check_output_folder
 from nnet.errors import DataError
 from nnet.fileio import atomic_write_text
 
@@ -31,23 +33,28 @@ ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 
 
 class Predictor:
-    """A checkpoint loaded once, ready to score pairs (fp32, eval mode, TenCrop)."""
+    """A checkpoint loaded once, ready to score pairs (eval mode, TenCrop; exact fp32 unless
+    ``precision`` is "fp16" or "bf16")."""
 
     def __init__(self, checkpoint: str | os.PathLike, device: str | torch.device = "cpu",
-                 normalizer: MOSNormalizer = MOSNormalizer(), trust: bool = False) -> None:
+                 normalizer: MOSNormalizer = MOSNormalizer(), trust: bool = False, precision: str = "fp32") -> None:
         self.device = torch.device(device)
         self.model = load_model(checkpoint, self.device, trust=trust)
         self.normalizer = normalizer
         self.crop_size = self.model.input_size
+        self.precision = scoring_precision(precision, self.device)
 
     def score(self, reference: ImageInput, distorted: ImageInput) -> float:
         """MOS predicted for one pair."""
         return self.score_pairs([(reference, distorted)])[0]
 
-    @torch.no_grad()
     def score_pairs(self, pairs: Sequence[tuple[ImageInput, ImageInput]]) -> list[float]:
         """MOS predicted for each pair. Consecutive pairs with the same reference (same path or
         object) reuse its trunk features: one trunk pass per reference instead of one per pair."""
+        with torch.no_grad(), self.precision.autocast():
+            return self._score_pairs(pairs)
+
+    def _score_pairs(self, pairs: Sequence[tuple[ImageInput, ImageInput]]) -> list[float]:
         cached_key, cached_features = None, None
         scores = []
         for reference, distorted in pairs:
@@ -59,7 +66,7 @@ class Predictor:
                 cached_key, cached_features = key, self.model.extract_features(reference_crops.to(self.device))
             distorted_features = self.model.extract_features(distorted_crops.to(self.device))
             normalized = self.model.forward_features(cached_features, distorted_features)  # [10, 1]
-            scores.append(float(self.normalizer.denormalize(normalized).mean()))
+            scores.append(float(self.normalizer.denormalize(normalized.float()).mean()))
         return scores
 
 
@@ -89,7 +96,8 @@ def _check_pair(reference: ImageInput, distorted: ImageInput, reference_pixels: 
     (_, ref_h, ref_w), (_, dist_h, dist_w) = reference_pixels.shape, distorted_pixels.shape
     if (ref_h, ref_w) != (dist_h, dist_w):
         raise DataError(f"{_describe(distorted)}: size {dist_w}x{dist_h} differs from its reference "
-                        f"{_describe(reference)} ({ref_w}x{ref_h}); a pair must be pixel-aligned")
+                        f"{_describe(reference)} ({ref_w}x{ref_h}); a pair must be pixel-aligned: pair it with its "
+                        "own reference")
     if min(ref_h, ref_w) < crop_size:
         raise DataError(f"{_describe(reference)}: {ref_w}x{ref_h} is smaller than the model's {crop_size}x{crop_size} "
                         "input; upscale the pair or use images of at least that size")
@@ -149,10 +157,13 @@ def format_predictions(pairs: Sequence[tuple[Path, Path]], scores: Sequence[floa
 
 
 def predict_to_output(checkpoint: Path, reference: Path, distorted: Path, output: Path | None,
-                      device: torch.device, normalizer: MOSNormalizer, trust: bool = False) -> str:
+                      device: torch.device, normalizer: MOSNormalizer, trust: bool = False,
+                      precision: str = "fp32") -> str:
     """Score files or folders; write a CSV to ``output`` (atomically) or return a table for stdout."""
     pairs = pairs_from_paths(reference, distorted)
-    scores = Predictor(checkpoint, device, normalizer, trust=trust).score_pairs(pairs)
+    if output is not None:
+        check_output_folder(output.parent, REPORT_BYTES, "--output")
+    scores = Predictor(checkpoint, device, normalizer, trust=trust, precision=precision).score_pairs(pairs)
     if output is not None:
         atomic_write_text(output, format_predictions(pairs, scores, csv_format=True))
         return f"wrote {len(pairs)} scores to {output}\n"

@@ -40,7 +40,8 @@ def training_data(data: DataConfig, runtime: Runtime) -> TrainingData:
     """The labelled pairs, split reference-disjointly into training and validation."""
     ensure_synthetic_dataset(data, runtime)
     if data.dataset == "csv":
-        records = scan_pairs_csv(data.csv_path, data.root, lower_is_better=data.lower_is_better)
+        records = scan_pairs_csv(data.csv_path, data.root, lower_is_better=data.lower_is_better,
+                                 allow_outside_root=data.allow_outside_root)
     else:
         records = scan_pipal_train(data.root)
     train, validation = split_by_reference(records, data.val_fraction, data.split_seed)

@@ -4,12 +4,10 @@ Every epoch reseeds shuffling, augmentation and dropout from ``(config.seed, epo
 resumed from the checkpoint of epoch k continues exactly as the uninterrupted run would have.
 """
 
-import contextlib
 import logging
 import math
 import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Iterable
 from typing import Any
@@ -20,7 +18,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from nnet.checkpoint import build_checkpoint, load_weights, read_checkpoint, save_checkpoint, unwrap_model
+from nnet.checkpoint import build_checkpoint, first_line, load_weights, read_checkpoint, save_checkpoint, unwrap_model
 from nnet.config import Config, config_to_dict
 from nnet.data.transforms import epoch_seed
 from nnet.engine.backbone_weights import prepare_backbone
@@ -28,6 +26,7 @@ from nnet.engine.batches import TrainingBatches
 from nnet.engine.distributed import Runtime
 from nnet.engine.evaluate import describe_report, evaluation_report, predict_mos
 from nnet.engine.logbook import Logbook
+from nnet.engine.precision import Precision, scoring_precision, training_precision
 from nnet.engine.paths import checkpoint_path, remove_stale_temporaries
 from nnet.engine.preflight import CHECKPOINT_BYTES, check_output_folder
 from nnet.engine.records import TrainingData, training_data
@@ -39,34 +38,6 @@ log = logging.getLogger(__name__)
 
 class TrainingDiverged(IQAError):
     """The loss became NaN or infinite."""
-
-
-@dataclass(frozen=True)
-class Precision:
-    """Autocast settings: fp16 (with gradient scaling) or bf16 on CUDA; fp32 elsewhere by default."""
-
-    device_type: str
-    dtype: torch.dtype | None  # None: full fp32
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        if self.dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device_type, dtype=self.dtype)
-
-    @property
-    def needs_scaler(self) -> bool:
-        return self.dtype == torch.float16
-
-
-def precision_for(config: Config, device: torch.device) -> Precision:
-    """fp16/bf16 autocast on CUDA when ``mixed_precision``; bf16 on CPU only when asked for explicitly."""
-    if not config.mixed_precision:
-        return Precision(device.type, None)
-    if device.type == "cuda":
-        return Precision("cuda", torch.float16 if config.precision == "fp16" else torch.bfloat16)
-    if config.precision == "bf16":
-        return Precision("cpu", torch.bfloat16)
-    return Precision("cpu", None)  # the seed's fp16 mixed precision is a CUDA feature
 
 
 def seed_everything(seed: int) -> None:
@@ -86,9 +57,10 @@ def rng_state() -> dict[str, Any]:
 
 def build_optimizer(model: nn.Module, config: Config) -> torch.optim.Adam:
     """Adam over the trainable parameters (the seed handed it all; frozen ones never get gradients)."""
+    on_cuda = next(model.parameters()).is_cuda
     return torch.optim.Adam(unwrap_model(model).trainable_parameters(), lr=config.optimizer.lr,
                             betas=config.optimizer.betas, eps=config.optimizer.eps,
-                            weight_decay=config.optimizer.weight_decay)
+                            weight_decay=config.optimizer.weight_decay, fused=on_cuda or None)
 
 
 def train_one_epoch(model: nn.Module, loader: Iterable[dict], available: int, optimizer: torch.optim.Optimizer,
@@ -103,7 +75,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable[dict], available: int, op
                        f"{runtime.world_size} process(es); lower batch_size or add data")
     total_loss, pairs, skipped, started = 0.0, 0, 0, time.perf_counter()
     parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
-    window, window_finite = [], True  # images and finiteness of the batches accumulated since the last step
+    window, problem = [], None  # images of the batches accumulated since the last step, and what went wrong
     progress = tqdm(total=batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch",
                     disable=not runtime.is_main, dynamic_ncols=True)
     optimizer.zero_grad(set_to_none=True)
@@ -118,25 +90,27 @@ def train_one_epoch(model: nn.Module, loader: Iterable[dict], available: int, op
         loss = nn.functional.mse_loss(predicted.float(), target)
         window += batch["name"]
         finite = bool(torch.isfinite(loss))
-        if not finite and not config.skip_nonfinite_steps:
-            raise TrainingDiverged(_diverged(f"loss is {loss.item()}", epoch, step, window, config))
-        window_finite &= finite
-        scaler.scale(loss / config.accumulated_steps).backward()  # also when skipping: DDP's collectives must match
+        if not finite:
+            problem = problem or f"loss is {loss.item()}"
+        scaler.scale(loss / config.accumulated_steps).backward()  # even when not finite: DDP's collectives must match
         if (batch_index + 1) % config.accumulated_steps == 0 or batch_index + 1 == batches:
-            if window_finite and not precision.needs_scaler:  # fp16's GradScaler skips inf gradients itself
-                window_finite = gradients_finite(parameters)
-            if not _on_every_rank(window_finite, runtime):
+            # fp16's GradScaler skips steps with inf gradients itself; otherwise they are checked here.
+            if problem is None and not precision.needs_scaler and not gradients_finite(parameters):
+                problem = "gradients are not finite"
+            if not _on_every_rank(problem is None, runtime):
                 if not config.skip_nonfinite_steps:
-                    raise TrainingDiverged(_diverged("gradients are not finite", epoch, step, window, config))
+                    progress.close()  # so that the error starts on a line of its own
+                    raise TrainingDiverged(_diverged(problem or "another process diverged", epoch, step, window,
+                                                     config))
                 skipped += 1
-                log.warning("skipped optimizer step %d of epoch %d: non-finite loss or gradients (images: %s)",
-                            step + 1, epoch, ", ".join(window))
+                log.warning("skipped optimizer step %d of epoch %d: %s (images: %s)", step + 1, epoch,
+                            problem or "another process diverged", ", ".join(window))
             else:
                 scaler.step(optimizer)
                 scaler.update()
                 step += 1
             optimizer.zero_grad(set_to_none=True)
-            window, window_finite = [], True
+            window, problem = [], None
         if finite:
             total_loss += loss.item() * len(target)
             pairs += len(target)
@@ -201,7 +175,8 @@ def train(config: Config, runtime: Runtime, resume_path: Path | None = None, tru
     resume = read_checkpoint(resume_path, trust=trust) if resume_path is not None else None
     model = prepare_model(config, data, runtime, resume, resume_path)
     optimizer = build_optimizer(model, config)
-    precision = precision_for(config, runtime.device)
+    precision = training_precision(config, runtime.device)
+    torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=precision.needs_scaler)
     first_epoch, step = 1, 0
     if resume is not None:
@@ -244,7 +219,8 @@ def validate(model: nn.Module, data: TrainingData, config: Config, runtime: Runt
              step: int) -> dict[str, float]:
     """TenCrop scores on the validation split; returns ``val_*`` metrics and logs them."""
     predictions = predict_mos(model, data.validation, data.normalizer, runtime, crop_size=config.data.crop_size,
-                              batch_size=config.batch_size_eval, num_workers=config.num_workers)
+                              batch_size=config.batch_size_eval, num_workers=config.num_workers,
+                              precision=scoring_precision(config.inference_precision, runtime.device))
     report = evaluation_report(data.validation, predictions)
     overall = {k: v for k, v in report["overall"].items() if isinstance(v, float)}
     logbook.scalars(overall, step, "val")
@@ -264,7 +240,7 @@ def _restore_training_state(checkpoint: dict, source: Path, optimizer: torch.opt
         if checkpoint.get("scaler_state_dict"):
             scaler.load_state_dict(checkpoint["scaler_state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f"{source}: its optimizer state does not fit this model ({error}); resume from a "
-                              "checkpoint of this run, or start a new run") from None
+        raise CheckpointError(f"{source}: its optimizer state does not fit this model ({first_line(error)}); resume "
+                              "from a checkpoint of this run, or start a new run") from None
     return int(checkpoint["epoch"]) + 1, int(checkpoint["step"])
 

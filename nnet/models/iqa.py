@@ -89,8 +89,10 @@ class IQAConformer(FullReferenceIQA):
     def score_projected(self, reference: torch.Tensor, difference: torch.Tensor) -> torch.Tensor:
         batch, dim, height, width = reference.shape
         positions = self.position_embedding.view(height, width, dim)
-        memory = self.encoder(self.input_dropout(difference.permute(0, 2, 3, 1) + positions))  # [B, h, w, D]
-        decoded = self.decoder(self.input_dropout(reference.permute(0, 2, 3, 1) + positions), memory)
+        # Contiguous token grids [B, h, w, D] whatever the trunk's memory format (free after a
+        # channels-last trunk), so that dropout masks do not depend on the memory layout.
+        memory = self.encoder(self.input_dropout(difference.permute(0, 2, 3, 1).contiguous() + positions))
+        decoded = self.decoder(self.input_dropout(reference.permute(0, 2, 3, 1).contiguous() + positions), memory)
         return self.head(decoded.mean(dim=(1, 2)))
 
 

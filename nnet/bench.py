@@ -1,0 +1,325 @@
+"""Training and TenCrop-inference throughput: the fast path against a plain path and the compute floor.
+
+    python -m nnet.bench                          # CPU, batch 16, both architectures
+    python -m nnet.bench --device cuda --steps 50 --precision fp16 --check
+
+Everything runs in one process on synthetic PIPAL data written to a temporary folder:
+
+* plain: the simple way: per-sample PIL decoding and torchvision transforms in DataLoader workers,
+  separate reference and distorted trunk passes, contiguous memory format, fp32;
+* fast: decoded uint8 cache (on the GPU when there is one), batched augmentation on the device,
+  one channels-last trunk pass over reference+distorted, autocast as asked;
+* shared: fast plus shared-reference batching (``--group`` distorted images per reference);
+* floor: the fast model's training step on batches already in memory (no data work at all).
+
+Ratios are against the plain path and the floor measured in the same run. ``--check`` also
+verifies that the fast path computes what the plain path computes.
+"""
+
+import argparse
+import contextlib
+import resource
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from nnet.data import MOSNormalizer, PairDataset, scan_pipal_train
+from nnet.data.cache import DecodedImages
+from nnet.data.cached_batches import CachedTrainBatches, shared_reference_plan
+from nnet.data.synthetic import generate_synthetic_pipal
+from nnet.engine.distributed import Runtime
+from nnet.engine.evaluate import predict_mos
+from nnet.models import ARCHITECTURES, FullReferenceIQA, build_model
+
+DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def peak_memory(device: torch.device) -> str:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kB → GB
+    text = f"RSS {rss:.2f} GB"
+    if device.type == "cuda":
+        text += f", GPU {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GB"
+    return text
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Trainer:
+    """One optimizer step at a time, in the precision asked for; ``two_passes`` is the plain model call."""
+
+    def __init__(self, model: FullReferenceIQA, device: torch.device, dtype: torch.dtype | None, two_passes: bool):
+        self.model = model.to(device).train()
+        self.device = device
+        self.dtype = dtype
+        self.two_passes = two_passes
+        self.optimizer = torch.optim.Adam(model.trainable_parameters(), lr=1e-4)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=self.dtype) if self.dtype else contextlib.nullcontext()
+
+    def forward(self, reference: torch.Tensor, distorted: torch.Tensor) -> torch.Tensor:
+        if self.two_passes:
+            return self.model.forward_features(self.model.extract_features(reference),
+                                               self.model.extract_features(distorted))
+        return self.model(reference, distorted)
+
+    def step(self, batch: dict) -> float:
+        reference = batch["reference"].to(self.device, non_blocking=True)
+        distorted = batch["distorted"].to(self.device, non_blocking=True)
+        target = batch["target"].to(self.device, non_blocking=True)
+        with self.autocast():
+            loss = nn.functional.mse_loss(self.forward(reference, distorted).float(), target)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.detach()
+
+
+def timed_pairs_per_second(batches: Iterator[dict], step: Callable[[dict], object], warmup: int, steps: int,
+                           device: torch.device) -> float:
+    """Pairs per second over ``steps`` batches after ``warmup`` batches (data time included)."""
+    for _ in range(warmup):
+        step(next(batches))
+    synchronize(device)
+    started, pairs = time.perf_counter(), 0
+    for _ in range(steps):
+        batch = next(batches)
+        step(batch)
+        pairs += len(batch["distorted"])
+    synchronize(device)
+    return pairs / (time.perf_counter() - started)
+
+
+def fresh_model(architecture: str, crop: int, channels_last: bool) -> FullReferenceIQA:
+    torch.manual_seed(0)
+    return build_model(architecture, input_size=crop).use_channels_last(channels_last)
+
+
+def run(args: argparse.Namespace) -> None:
+    device = torch.device(args.device)
+    dtype = DTYPES[args.precision]
+    needed = (args.warmup + args.steps) * args.batch_size
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        tree = generate_synthetic_pipal(Path(folder) / "PIPAL", refs=max(2, -(-needed // 40)), distortions_per_ref=None,
+                                        size=args.image_size, test_refs=0)
+        records = scan_pipal_train(tree.root)
+        print(f"# {len(records)} synthetic pairs at {args.image_size}px in {time.perf_counter() - started:.1f} s; "
+              f"device {device}"
+              f"{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
+              f"{torch.get_num_threads()} CPU threads, batch {args.batch_size}, {args.steps} timed steps, "
+              f"{args.precision}, torch {torch.__version__}")
+        started = time.perf_counter()
+        images = DecodedImages(records, args.crop)
+        if device.type == "cuda":
+            images.images = images.images.to(device)
+        print(f"# decoded-image cache: {images.nbytes / 1e6:.0f} MB in {time.perf_counter() - started:.1f} s (one-time)")
+        normalizer = MOSNormalizer()
+        if args.check:
+            check_equivalence(records, images, normalizer, args, device)
+            if args.fixtures:
+                check_upstream_parity(args.fixtures, device)
+        if args.profile:
+            profile_step(records, images, normalizer, args, device, dtype)
+        rows = []
+        for architecture in args.architectures:
+            rows += bench_architecture(architecture, records, images, normalizer, args, device, dtype)
+    print(f"\n{'architecture':<16} {'path':<44} {'pairs/s':>9} {'× plain':>8} {'× floor':>8}  memory")
+    for architecture, path, rate, plain, floor, memory in rows:
+        ratio_plain = f"{rate / plain:.2f}" if plain else "-"
+        ratio_floor = f"{rate / floor:.2f}" if floor else "-"
+        print(f"{architecture:<16} {path:<44} {rate:>9.1f} {ratio_plain:>8} {ratio_floor:>8}  {memory}")
+
+
+def bench_architecture(architecture, records, images, normalizer, args, device, dtype) -> list[tuple]:
+    rows = []
+
+    def endless(make: Callable[[], Iterator[dict]]) -> Iterator[dict]:
+        while True:
+            yield from make()
+
+    # plain: PairDataset in DataLoader workers, two trunk passes, contiguous, fp32
+    dataset = PairDataset(records, normalizer, mode="train", crop_size=args.crop, seed=0)
+    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, drop_last=True,
+                        num_workers=args.workers, pin_memory=device.type == "cuda", persistent_workers=args.workers > 0)
+    plain = Trainer(fresh_model(architecture, args.crop, channels_last=False), device, None, two_passes=True)
+    plain_rate = timed_pairs_per_second(endless(lambda: iter(loader)), plain.step, args.warmup, args.steps, device)
+    rows.append((architecture, "train plain (PIL workers, 2 passes, fp32)", plain_rate, plain_rate, None, peak_memory(device)))
+    del plain, loader
+
+    # floor: the fast model on one batch kept in memory
+    trainer = Trainer(fresh_model(architecture, args.crop, channels_last=True), device, dtype, two_passes=False)
+    cached = CachedTrainBatches(records, images, normalizer, args.crop, seed=0, device=device)
+    order = torch.randperm(len(records)).tolist()
+    batch = cached.build(order[:args.batch_size], order[:args.batch_size], epoch=0)
+    floor_rate = timed_pairs_per_second(endless(lambda: iter([batch])), trainer.step, args.warmup, args.steps, device)
+
+    def fast_batches() -> Iterator[dict]:
+        for start in range(0, len(order) - args.batch_size + 1, args.batch_size):
+            chunk = order[start:start + args.batch_size]
+            yield cached.build(chunk, chunk, epoch=0)
+
+    fast_rate = timed_pairs_per_second(endless(fast_batches), trainer.step, args.warmup, args.steps, device)
+    rows.append((architecture, f"train fast (cache, 1 pass, {args.precision})", fast_rate, plain_rate, floor_rate,
+                 peak_memory(device)))
+
+    def shared_batches() -> Iterator[dict]:
+        for references, distorted in shared_reference_plan(records, args.batch_size, args.group, 0, 0):
+            yield cached.build(references, distorted, epoch=0)
+
+    shared_rate = timed_pairs_per_second(endless(shared_batches), trainer.step, args.warmup, args.steps, device)
+    rows.append((architecture, f"train fast + shared reference (g={args.group})", shared_rate, plain_rate,
+                 floor_rate, peak_memory(device)))
+    rows.append((architecture, "train floor (model step on in-memory batch)", floor_rate, plain_rate, floor_rate,
+                 peak_memory(device)))
+    del trainer
+
+    # TenCrop inference: plain per pair (2 passes) vs grouped references (predict_mos)
+    subset = records[:args.inference_pairs]
+    model = fresh_model(architecture, args.crop, channels_last=False).to(device).eval()
+    tencrop = DataLoader(PairDataset(subset, normalizer, mode="tencrop", crop_size=args.crop), batch_size=None,
+                         num_workers=args.workers)
+    synchronize(device)
+    started = time.perf_counter()
+    with torch.no_grad():
+        for item in tencrop:
+            reference, distorted = item["reference"].to(device), item["distorted"].to(device)
+            model.forward_features(model.extract_features(reference), model.extract_features(distorted))
+    synchronize(device)
+    plain_inference = len(subset) / (time.perf_counter() - started)
+    rows.append((architecture, "TenCrop plain (per pair, 2 passes, fp32)", plain_inference, plain_inference, None,
+                 peak_memory(device)))
+    model.use_channels_last(True)
+    runtime = Runtime(device)
+    predict_mos(model, subset[:args.group], normalizer, runtime, args.crop, batch_size=args.group)  # warm-up
+    synchronize(device)
+    started = time.perf_counter()
+    predict_mos(model, subset, normalizer, runtime, args.crop, batch_size=args.inference_group,
+                num_workers=args.workers)
+    synchronize(device)
+    fast_inference = len(subset) / (time.perf_counter() - started)
+    rows.append((architecture, f"TenCrop fast (shared reference, groups of {args.inference_group}, fp32)",
+                 fast_inference, plain_inference, None, peak_memory(device)))
+    return rows
+
+
+def check_equivalence(records, images, normalizer, args, device) -> None:
+    """Fast vs plain: same outputs in fp32 eval mode (same crops), same first training losses."""
+    order = list(range(min(len(records), args.batch_size)))
+    cached = CachedTrainBatches(records, images, normalizer, args.crop, seed=0, device=device)
+    dataset = PairDataset(records, normalizer, mode="train", crop_size=args.crop, seed=0)
+    dataset.set_epoch(0)
+    batch = cached.build(order, order, epoch=0)
+    items = [dataset[i] for i in order]
+    reference = torch.stack([item["reference"] for item in items]).to(device)
+    distorted = torch.stack([item["distorted"] for item in items]).to(device)
+    augmentation = max((batch["reference"] - reference).abs().max().item(),
+                       (batch["distorted"] - distorted).abs().max().item())
+    print(f"# check: batched augmentation vs per-sample torchvision: max |Δ| = {augmentation:.2e}")
+    for architecture in args.architectures:
+        fast = fresh_model(architecture, args.crop, channels_last=True).to(device).eval()
+        plain = fresh_model(architecture, args.crop, channels_last=False).to(device).eval()
+        with torch.no_grad():
+            out_fast = fast(batch["reference"], batch["distorted"])
+            out_plain = plain.forward_features(plain.extract_features(reference), plain.extract_features(distorted))
+        difference = (out_fast - out_plain).abs().max().item()
+        losses = []
+        for trainer, batch_of in ((Trainer(fresh_model(architecture, args.crop, True), device, None, False), "fast"),
+                                  (Trainer(fresh_model(architecture, args.crop, False), device, None, True), "plain")):
+            torch.manual_seed(123)
+            source = batch if batch_of == "fast" else {"reference": reference, "distorted": distorted,
+                                                      "target": batch["target"]}
+            losses.append([float(trainer.step(source)) for _ in range(3)])
+        loss_gap = float(np.max(np.abs(np.subtract(*losses))))
+        verdict = "OK" if difference < 1e-5 and loss_gap < 1e-5 else "MISMATCH"
+        print(f"# check {architecture}: eval outputs fast vs plain max |Δ| = {difference:.2e}; first 3 training "
+              f"losses {['%.6f' % v for v in losses[0]]} vs {['%.6f' % v for v in losses[1]]} (max |Δ| "
+              f"{loss_gap:.1e}) {verdict}")
+
+
+def check_upstream_parity(folder: Path, device: torch.device) -> None:
+    """The original code's fixtures (checkpoint, inputs, outputs) reproduced on ``device`` in fp32."""
+    from nnet.checkpoint import load_model
+
+    for stem in ("iqa_conformer_seed0", "iqa_transformer_seed0"):
+        model = load_model(folder / f"{stem}.ckpt", device)
+        io = torch.load(folder / f"{stem}_io.pt", weights_only=True)
+        with torch.no_grad():
+            out = model(io["ref"].to(device), io["dist"].to(device)).cpu()
+        difference = (out - io["out"]).abs().max().item()
+        print(f"# check {stem} on {device}: max |Δ| vs the original code = {difference:.2e} "
+              f"{'OK' if difference < 1e-5 else 'MISMATCH'}")
+
+
+def profile_step(records, images, normalizer, args, device, dtype) -> None:
+    """Where a fast training step's time goes: batch building, trunk, head forward+backward+Adam."""
+    for architecture in args.architectures:
+        trainer = Trainer(fresh_model(architecture, args.crop, channels_last=True), device, dtype, two_passes=False)
+        cached = CachedTrainBatches(records, images, normalizer, args.crop, seed=0, device=device)
+        order = list(range(args.batch_size))
+        batch = cached.build(order, order, epoch=0)
+        features = trainer.model.extract_features(torch.cat([batch["reference"], batch["distorted"]]))
+        reference_features, distorted_features = features.split(args.batch_size)
+
+        def head_step() -> None:
+            with trainer.autocast():
+                out = trainer.model.forward_features(reference_features, distorted_features)
+            loss = nn.functional.mse_loss(out.float(), batch["target"])
+            trainer.optimizer.zero_grad(set_to_none=True)
+            trainer.scaler.scale(loss).backward()
+            trainer.scaler.step(trainer.optimizer)
+            trainer.scaler.update()
+
+        def trunk() -> None:
+            with trainer.autocast():
+                trainer.model.extract_features(torch.cat([batch["reference"], batch["distorted"]]))
+
+        parts = {"batch (cache → augmented crops)": lambda: cached.build(order, order, epoch=0),
+                 "trunk forward (2B images)": trunk, "head forward+backward+Adam": head_step,
+                 "whole step": lambda: trainer.step(batch)}
+        timings = []
+        for name, part in parts.items():
+            for _ in range(args.warmup):
+                part()
+            synchronize(device)
+            started = time.perf_counter()
+            for _ in range(args.steps):
+                part()
+            synchronize(device)
+            timings.append(f"{name} {1000 * (time.perf_counter() - started) / args.steps:.2f} ms")
+        print(f"# profile {architecture}, batch {args.batch_size}: " + "; ".join(timings))
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--architectures", nargs="+", default=sorted(ARCHITECTURES), choices=sorted(ARCHITECTURES))
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=4, help="timed training steps per path")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps before each measurement")
+    parser.add_argument("--precision", choices=sorted(DTYPES), default="fp32", help="autocast of the fast path")
+    parser.add_argument("--group", type=int, default=4, help="distorted images per reference in shared batches")
+    parser.add_argument("--inference-pairs", type=int, default=16, help="pairs scored with TenCrop per path")
+    parser.add_argument("--inference-group", type=int, default=16, help="pairs per reference group in fast TenCrop")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the plain path")
+    parser.add_argument("--image-size", type=int, default=288)
+    parser.add_argument("--crop", type=int, default=192)
+    parser.add_argument("--check", action="store_true", help="also verify fast == plain (outputs, first losses)")
+    parser.add_argument("--fixtures", type=Path, help="with --check: folder of the original code's parity fixtures")
+    parser.add_argument("--profile", action="store_true", help="also time the parts of a fast training step")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    run(parse_arguments())

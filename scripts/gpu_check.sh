@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# One command for a GPU machine: correctness on the GPU, then the benchmark and a step profile.
+#   bash scripts/gpu_check.sh [FIXTURES_DIR]
+# FIXTURES_DIR: the original code's parity fixtures (default ../shared/fixtures/upstream).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fixtures=${1:-../shared/fixtures/upstream}
+export PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import torch, timm; print('torch', torch.__version__, 'timm', timm.__version__)"
+parity=()
+[ -f "$fixtures/iqa_conformer_seed0.ckpt" ] && parity=(--fixtures "$fixtures")
+# fp32 checks + the seed recipe's numerics (fp16 autocast), batch 16
+python3 -m nnet.bench --device cuda --precision fp16 --steps 40 --warmup 5 --workers 8 \
+    --inference-pairs 160 --check "${parity[@]}" --profile
+# larger batches show how much of batch 16 is fixed per-step overhead
+python3 -m nnet.bench --device cuda --precision fp16 --steps 20 --warmup 3 --workers 8 --batch-size 64 \
+    --architectures IQA_Conformer --inference-pairs 16 --profile
