@@ -35,9 +35,9 @@ from nnet.data.cached_batches import CachedTrainBatches, shared_reference_plan
 from nnet.data.synthetic import generate_synthetic_pipal
 from nnet.engine.distributed import Runtime
 from nnet.engine.evaluate import predict_mos
+from nnet.engine.precision import DTYPES, Precision
 from nnet.models import ARCHITECTURES, FullReferenceIQA, build_model
 
-DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def peak_memory(device: torch.device) -> str:
@@ -109,7 +109,7 @@ def fresh_model(architecture: str, crop: int, channels_last: bool) -> FullRefere
 def run(args: argparse.Namespace) -> None:
     device = torch.device(args.device)
     dtype = DTYPES[args.precision]
-    needed = (args.warmup + args.steps) * args.batch_size
+    needed = max((args.warmup + args.steps) * args.batch_size, args.inference_pairs)
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
         tree = generate_synthetic_pipal(Path(folder) / "PIPAL", refs=max(2, -(-needed // 40)), distortions_per_ref=None,
@@ -143,6 +143,8 @@ def run(args: argparse.Namespace) -> None:
 
 
 def bench_architecture(architecture, records, images, normalizer, args, device, dtype) -> list[tuple]:
+    if args.inference_only:
+        return bench_inference(architecture, records[:args.inference_pairs], normalizer, args, device)
     rows = []
 
     def endless(make: Callable[[], Iterator[dict]]) -> Iterator[dict]:
@@ -185,32 +187,69 @@ def bench_architecture(architecture, records, images, normalizer, args, device, 
                  peak_memory(device)))
     del trainer
 
-    # TenCrop inference: plain per pair (2 passes) vs grouped references (predict_mos)
-    subset = records[:args.inference_pairs]
+    if args.compile:
+        rows.append(compiled_training_row(architecture, endless(fast_batches), args, device, dtype, plain_rate,
+                                          floor_rate))
+    return rows + bench_inference(architecture, records[:args.inference_pairs], normalizer, args, device)
+
+
+def compiled_training_row(architecture, batches, args, device, dtype, plain_rate, floor_rate) -> tuple:
+    """The fast path with ``torch.compile`` (compilation happens in the warm-up steps)."""
+    trainer = Trainer(fresh_model(architecture, args.crop, channels_last=True), device, dtype, two_passes=False)
+    trainer.model = torch.compile(trainer.model, mode=args.compile_mode)
+    path = f"train fast + torch.compile ({args.compile_mode})"
+    try:
+        started = time.perf_counter()
+        trainer.step(next(batches))
+        synchronize(device)
+        path += f", compiled in {time.perf_counter() - started:.0f} s"
+        rate = timed_pairs_per_second(batches, trainer.step, args.warmup, args.steps, device)
+    except Exception as error:  # report, do not hide, a compiler failure on this machine
+        print(f"# torch.compile failed: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
+        rate = float("nan")
+    return architecture, path, rate, plain_rate, floor_rate, peak_memory(device)
+
+
+def bench_inference(architecture, subset, normalizer, args, device) -> list[tuple]:
+    """TenCrop: plain per pair (2 trunk passes) vs grouped references (predict_mos), exact fp32 both,
+    and the fast path under ``--precision`` autocast when that is not fp32."""
+    exact = Precision(device.type, None)
     model = fresh_model(architecture, args.crop, channels_last=False).to(device).eval()
     tencrop = DataLoader(PairDataset(subset, normalizer, mode="tencrop", crop_size=args.crop), batch_size=None,
                          num_workers=args.workers)
+
+    def plain_scores(items) -> None:
+        with torch.no_grad(), exact.autocast():
+            for item in items:
+                reference, distorted = item["reference"].to(device), item["distorted"].to(device)
+                model.forward_features(model.extract_features(reference), model.extract_features(distorted))
+
+    plain_scores([PairDataset(subset[:1], normalizer, mode="tencrop", crop_size=args.crop)[0]])  # warm-up
     synchronize(device)
     started = time.perf_counter()
-    with torch.no_grad():
-        for item in tencrop:
-            reference, distorted = item["reference"].to(device), item["distorted"].to(device)
-            model.forward_features(model.extract_features(reference), model.extract_features(distorted))
+    plain_scores(tencrop)
     synchronize(device)
-    plain_inference = len(subset) / (time.perf_counter() - started)
-    rows.append((architecture, "TenCrop plain (per pair, 2 passes, fp32)", plain_inference, plain_inference, None,
-                 peak_memory(device)))
+    plain_rate = len(subset) / (time.perf_counter() - started)
+    rows = [(architecture, "TenCrop plain (per pair, 2 passes, fp32)", plain_rate, plain_rate, None,
+             peak_memory(device))]
     model.use_channels_last(True)
     runtime = Runtime(device)
-    predict_mos(model, subset[:args.group], normalizer, runtime, args.crop, batch_size=args.group)  # warm-up
-    synchronize(device)
-    started = time.perf_counter()
-    predict_mos(model, subset, normalizer, runtime, args.crop, batch_size=args.inference_group,
-                num_workers=args.workers)
-    synchronize(device)
-    fast_inference = len(subset) / (time.perf_counter() - started)
-    rows.append((architecture, f"TenCrop fast (shared reference, groups of {args.inference_group}, fp32)",
-                 fast_inference, plain_inference, None, peak_memory(device)))
+    scores = {}
+    for name in dict.fromkeys(["fp32", args.precision]):
+        precision = Precision(device.type, DTYPES[name])
+        predict_mos(model, subset[:args.group], normalizer, runtime, args.crop, batch_size=args.group,
+                    precision=precision)  # warm-up
+        synchronize(device)
+        started = time.perf_counter()
+        scores[name] = predict_mos(model, subset, normalizer, runtime, args.crop, batch_size=args.inference_group,
+                                   num_workers=args.workers, precision=precision)
+        synchronize(device)
+        rate = len(subset) / (time.perf_counter() - started)
+        if name != "fp32":
+            print(f"# {architecture} TenCrop {name} vs fp32: max |Δ MOS| = "
+                  f"{np.abs(scores[name] - scores['fp32']).max():.3f} over {len(subset)} pairs")
+        rows.append((architecture, f"TenCrop fast (shared reference, groups of {args.inference_group}, {name})",
+                     rate, plain_rate, None, peak_memory(device)))
     return rows
 
 
@@ -255,7 +294,7 @@ def check_upstream_parity(folder: Path, device: torch.device) -> None:
     for stem in ("iqa_conformer_seed0", "iqa_transformer_seed0"):
         model = load_model(folder / f"{stem}.ckpt", device)
         io = torch.load(folder / f"{stem}_io.pt", weights_only=True)
-        with torch.no_grad():
+        with torch.no_grad(), Precision(device.type, None).autocast():  # exact fp32 (no TF32)
             out = model(io["ref"].to(device), io["dist"].to(device)).cpu()
         difference = (out - io["out"]).abs().max().item()
         print(f"# check {stem} on {device}: max |Δ| vs the original code = {difference:.2e} "
@@ -318,6 +357,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--check", action="store_true", help="also verify fast == plain (outputs, first losses)")
     parser.add_argument("--fixtures", type=Path, help="with --check: folder of the original code's parity fixtures")
     parser.add_argument("--profile", action="store_true", help="also time the parts of a fast training step")
+    parser.add_argument("--inference-only", action="store_true", help="time TenCrop scoring only")
+    parser.add_argument("--compile", action="store_true", help="also time the fast path under torch.compile")
+    parser.add_argument("--compile-mode", default="default", help="torch.compile mode, e.g. reduce-overhead")
     return parser.parse_args(argv)
 
 

@@ -16,3 +16,6 @@ python3 -m nnet.bench --device cuda --precision fp16 --steps 40 --warmup 5 --wor
 # larger batches show how much of batch 16 is fixed per-step overhead
 python3 -m nnet.bench --device cuda --precision fp16 --steps 20 --warmup 3 --workers 8 --batch-size 64 \
     --architectures IQA_Conformer --inference-pairs 16 --profile
+# torch.compile with CUDA graphs against the per-step overhead (compilation takes a while)
+python3 -m nnet.bench --device cuda --precision fp16 --steps 40 --warmup 5 --workers 8 \
+    --architectures IQA_Conformer --inference-pairs 16 --compile --compile-mode reduce-overhead

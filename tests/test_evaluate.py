@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from nnet.data import MOSNormalizer, PairDataset, scan_pipal_train
-from nnet.data.grouped import ReferenceGroupTenCrops, group_by_reference
+from nnet.data import ten_crop_pair, to_normalized_tensor
+from nnet.data.grouped import ReferenceGroups, group_by_reference, ten_crops
+from nnet.data.images import load_rgb
 from nnet.data.synthetic import generate_synthetic_pipal
 from nnet.engine.distributed import Runtime
 from nnet.engine.evaluate import evaluation_report, predict_mos
@@ -23,8 +25,15 @@ def test_groups_hold_one_reference_each_and_cover_every_record(records):
     assert sorted(i for group in groups for i in group) == list(range(len(records)))
     assert [len(g) for g in groups] == [3, 2, 3, 2]
     assert all(len({records[i].reference for i in group}) == 1 for group in groups)
-    item = ReferenceGroupTenCrops(records, crop_size=64, group_size=3)[0]
-    assert item["reference"].shape == (10, 3, 64, 64) and item["distorted"].shape == (3, 10, 3, 64, 64)
+    item = ReferenceGroups(records, crop_size=64, group_size=3)[0]
+    assert item["reference"].shape == (3, 72, 72) and item["distorted"].shape == (3, 3, 72, 72)
+    assert item["distorted"].dtype == torch.uint8
+    # Ten crops of the uint8 batch equal the per-image float path.
+    first = records[item["indices"][0]]
+    expected = ten_crop_pair(to_normalized_tensor(load_rgb(first.reference)),
+                             to_normalized_tensor(load_rgb(first.distorted)), 64)
+    assert torch.equal(ten_crops(item["reference"], 64), expected[0])
+    assert torch.equal(ten_crops(item["distorted"], 64)[0], expected[1])
 
 
 def test_grouped_scoring_equals_plain_tencrop(records, tiny_model):

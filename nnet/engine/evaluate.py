@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from nnet.checkpoint import unwrap_model
 from nnet.data import MOSNormalizer, PairRecord
-from nnet.data.grouped import ReferenceGroupTenCrops
+from nnet.data.grouped import ReferenceGroups, ten_crops
 from nnet.engine.distributed import Runtime, gather_objects
 from nnet.engine.precision import Precision
 from nnet.fileio import atomic_write_text
@@ -39,15 +39,16 @@ def predict_mos(model: torch.nn.Module, records: Sequence[PairRecord], normalize
     was_training = network.training
     network.eval()
     shard = range(runtime.rank, len(records), runtime.world_size)
-    dataset = ReferenceGroupTenCrops(records, crop_size, group_size=batch_size, indices=shard)
+    dataset = ReferenceGroups(records, crop_size, group_size=batch_size, indices=shard)
     loader = DataLoader(dataset, batch_size=None, num_workers=num_workers, pin_memory=runtime.device.type == "cuda")
     indices: list[int] = []
     scores: list[float] = []
     precision = precision or Precision(runtime.device.type, None)
     for group in tqdm(loader, desc="scoring", unit="group", disable=not (progress and runtime.is_main), leave=False):
-        distorted = group["distorted"].to(runtime.device, non_blocking=True)  # [k, 10, 3, c, c]
+        distorted = ten_crops(group["distorted"].to(runtime.device, non_blocking=True), crop_size)  # [k, 10, 3, c, c]
+        reference = ten_crops(group["reference"].to(runtime.device, non_blocking=True), crop_size)  # [10, 3, c, c]
         with precision.autocast():
-            reference_features = network.extract_features(group["reference"].to(runtime.device, non_blocking=True))
+            reference_features = network.extract_features(reference)
             distorted_features = network.extract_features(distorted.flatten(0, 1))  # [k·10, 1920, h, w]
             normalized = network.forward_features(reference_features, distorted_features).float()  # [k·10, 1]
         scores += normalizer.denormalize(normalized.view(distorted.shape[:2])).mean(dim=1).tolist()
