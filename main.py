@@ -14,7 +14,7 @@ from nnet.config import Config, apply_overrides, load_config
 from nnet.data import MOSNormalizer
 from nnet.engine import generate, predict, swa, train
 from nnet.engine.distributed import Runtime, barrier, start_runtime, stop_runtime
-from nnet.engine.paths import checkpoint_path, resolve_checkpoint
+from nnet.engine.paths import checkpoint_path, epoch_checkpoints, resolve_checkpoint
 from nnet.engine.records import normalizer_for
 from nnet.errors import IQAError
 
@@ -102,7 +102,10 @@ def run_predict(config: Config | None, runtime: Runtime, args: argparse.Namespac
 
 
 def run_pipeline(config: Config, runtime: Runtime, args: argparse.Namespace) -> None:
-    """Train, average, evaluate on the validation split (if any), and write the submission."""
+    """Train (continuing an earlier run in the same folder), average, evaluate on the validation
+    split (if any), and write the submission."""
+    if args.checkpoint is None and epoch_checkpoints(config):
+        args.checkpoint = "last"
     run_training(config, runtime, args)
     averaged = run_swa(config, runtime, args)
     if config.data.val_fraction > 0:

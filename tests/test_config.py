@@ -17,6 +17,7 @@ from nnet.config import (
     load_config,
 )
 from nnet.errors import ConfigError
+from nnet.models import build_model
 
 HEADER = "from nnet.config import Config, DataConfig, ModelConfig, OptimizerConfig\n"
 SHIPPED_CONFIGS = sorted(
@@ -36,8 +37,12 @@ def write_config(tmp_path, body: str, name: str = "run.py"):
 
 
 @pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=lambda path: path.name)
-def test_every_shipped_config_loads(path):
-    assert isinstance(load_config(path), Config)
+def test_every_shipped_config_loads_and_builds(path):
+    config = load_config(path)
+    assert isinstance(config, Config)
+    model = build_model(config.model.architecture, dropout=config.model.dropout, input_size=config.data.crop_size)
+    assert model.architecture == config.model.architecture
+    assert model.grid_size == 21  # every shipped config trains on 192×192 crops, like the published models
 
 
 def test_loads_a_valid_file(tmp_path):

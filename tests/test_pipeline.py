@@ -102,6 +102,13 @@ def test_pipeline_writes_every_artefact(dataset, tmp_path):
     assert "val/predicted_vs_mos" in events.Tags()["images"]
     assert len(events.Scalars("train/loss")) == 2 * 4  # one per optimizer step
 
+    # A second training run into the same folder is refused before it overwrites anything;
+    # the pipeline continues the earlier run instead (here: nothing left to train).
+    before = (run / "checkpoints_2.ckpt").read_bytes()
+    assert main.main(["-c", str(config)]) == 2
+    run_main("-c", config, "--mode", "pipeline")
+    assert (run / "checkpoints_2.ckpt").read_bytes() == before
+
     # Score the test folders with the averaged checkpoint, as a CSV.
     scores = tmp_path / "scores.csv"
     run_main("--mode", "predict", "--checkpoint", run / "checkpoints_swa-equal-1-2.ckpt",

@@ -27,7 +27,7 @@ from nnet.engine.distributed import Runtime
 from nnet.engine.evaluate import describe_report, evaluation_report, predict_mos
 from nnet.engine.logbook import Logbook
 from nnet.engine.precision import Precision, scoring_precision, training_precision
-from nnet.engine.paths import checkpoint_path, remove_stale_temporaries
+from nnet.engine.paths import checkpoint_path, epoch_checkpoints, remove_stale_temporaries
 from nnet.engine.preflight import CHECKPOINT_BYTES, check_output_folder
 from nnet.engine.records import TrainingData, training_data
 from nnet.errors import CheckpointError, IQAError
@@ -166,6 +166,11 @@ def train(config: Config, runtime: Runtime, resume_path: Path | None = None, tru
     Returns the last checkpoint written (None when nothing was left to do).
     """
     check_output_folder(config.callback_path, CHECKPOINT_BYTES, "callback_path")
+    earlier = epoch_checkpoints(config)
+    if resume_path is None and earlier:
+        raise IQAError(f"{config.callback_path}: already holds checkpoints of epochs {min(earlier)}-{max(earlier)} "
+                       "from an earlier run, which a new run would overwrite; resume it with --checkpoint last, "
+                       "or give this run another folder (--set callback_path=...)")
     if runtime.is_main:
         remove_stale_temporaries(config)
     data = training_data(config.data, runtime)
