@@ -92,7 +92,7 @@ class DataConfig:
     # Decode every training image once into uint8 memory and augment whole batches on the device
     # (same samples and augmentations as the per-image path, bit for bit on the CPU).
     cache_images: bool = True
-    # Where that cache lives: "cpu" (shared memory) or "auto" (on the GPU when training on one and it fits).
+    # Where that cache lives: "cpu" or "auto" (on the GPU when training on one and it fits).
     cache_device: str = "auto"
     # Distorted images per reference in a training batch, under one augmentation (1 = off, the seed).
     # g > 1 computes each reference's trunk features once for g pairs (faster; changes the sampling).

@@ -1,4 +1,4 @@
-"""Decode every image of a dataset once into uint8 memory, on the CPU (shared) or on a GPU.
+"""Decode every image of a dataset once into uint8 memory, on the CPU or on a GPU.
 
 PIPAL's training set (200 references + 23,200 distorted 288×288 images) takes 5.8 GB as uint8.
 When every image has the same size they live in one ``[N, 3, H, W]`` tensor; otherwise in a list.
@@ -46,9 +46,9 @@ class DecodedImages:
     def _store(decoded: Iterator[torch.Tensor], count: int, device: torch.device) -> torch.Tensor | list[torch.Tensor]:
         """One preallocated [N, 3, H, W] tensor while sizes agree (no second copy), else a list."""
         first = next(decoded)
+        # Plain process memory, not shared memory: batches are built in the training process, and
+        # containers often limit /dev/shm far below the 5.8 GB of PIPAL.
         stacked = torch.empty((count, *first.shape), dtype=torch.uint8, device=device)
-        if device.type == "cpu":
-            stacked.share_memory_()  # DataLoader workers read it without copies
         stacked[0] = first
         for index, image in enumerate(decoded, start=1):
             if image.shape != first.shape:

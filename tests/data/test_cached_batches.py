@@ -2,7 +2,7 @@
 
 import torch
 
-from nnet.data import MOSNormalizer, PairDataset, scan_pipal_train
+from nnet.data import MOSNormalizer, PairDataset, PairRecord, scan_pipal_train
 from nnet.data.cache import DecodedImages
 from nnet.data.cached_batches import CachedTrainBatches, shared_reference_plan
 
@@ -42,3 +42,14 @@ def test_shared_reference_batches_pair_each_group_with_its_reference(tree):
     # A different split across two processes covers the same groups.
     halves = [shared_reference_plan(records, 2, 2, 0, 1, rank, 2) for rank in (0, 1)]
     assert sorted(i for half in halves for _, d in half for i in d) == list(range(12))
+
+
+def test_images_of_different_sizes_are_kept_in_a_list(tmp_path, write_image):
+    small = [write_image(tmp_path / f"{name}.png", size=(64, 64), seed=i) for i, name in enumerate(("r1", "d1"))]
+    large = [write_image(tmp_path / f"{name}.png", size=(96, 80), seed=i) for i, name in enumerate(("r2", "d2"))]
+    records = [PairRecord(reference, distorted, 1500.0, distorted.name, reference.stem, None)
+               for reference, distorted in (small, large)]
+    images = DecodedImages(records, crop_size=48)
+    assert isinstance(images.images, list) and images.size(large[1]) == (80, 96)
+    batch = CachedTrainBatches(records, images, MOSNormalizer(), 48, 0, torch.device("cpu")).build([0, 1], [0, 1], 0)
+    assert batch["distorted"].shape == (2, 3, 48, 48)
