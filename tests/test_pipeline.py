@@ -14,6 +14,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import main
+import nnet
 from nnet.data.synthetic import generate_synthetic_pipal
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,7 +74,7 @@ def test_pipeline_writes_every_artefact(dataset, tmp_path):
     averaged = weights(run / "checkpoints_swa-equal-1-2.ckpt")
     first, second = weights(run / "checkpoints_1.ckpt"), weights(run / "checkpoints_2.ckpt")
     parameters = dict(torch.load(run / "checkpoints_swa-equal-1-2.ckpt", weights_only=True)["model_state_dict"])
-    model = __import__("nnet").build_model("IQA_Conformer", input_size=64)
+    model = nnet.build_model("IQA_Conformer", input_size=64)
     for name, _ in model.named_parameters():
         assert torch.allclose(parameters[name], (first[name] + second[name]) / 2, atol=1e-6), name
     assert not torch.equal(averaged["encoder.conv_module.batch_norm.running_mean"],
@@ -182,3 +183,12 @@ def test_shared_reference_batching_trains(dataset, tmp_path):
              "--set", "data.shared_reference_group=2")
     checkpoint = torch.load(tmp_path / "run/checkpoints_1.ckpt", weights_only=True)
     assert checkpoint["step"] == 24 // 4 and checkpoint["metrics"]["loss"] > 0  # 12 groups of 2, 2 groups a batch
+
+
+@pytest.mark.slow
+def test_compiled_training_writes_plain_checkpoints(dataset, tmp_path):
+    """compile=True (about a minute of compilation on 2 CPU cores): checkpoints hold the plain model."""
+    run_main("-c", write_config(tmp_path, dataset), "--set", "data.val_fraction=0.0", "--set", "epochs=1",
+             "--set", "compile=True")
+    model = nnet.load_model(tmp_path / "run/checkpoints_1.ckpt")
+    assert model.architecture == "IQA_Conformer"
