@@ -156,7 +156,7 @@ def bench_architecture(architecture, records, images, normalizer, args, device, 
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, drop_last=True,
                         num_workers=args.workers, pin_memory=device.type == "cuda", persistent_workers=args.workers > 0)
     plain = Trainer(fresh_model(architecture, args.crop, channels_last=False), device, None, two_passes=True)
-    plain_rate = timed_pairs_per_second(endless(lambda: iter(loader)), plain.step, args.warmup, args.steps, device)
+    plain_rate = timed_pairs_per_second(endless(loader.__iter__), plain.step, args.warmup, args.steps, device)
     rows.append((architecture, "train plain (PIL workers, 2 passes, fp32)", plain_rate, plain_rate, None, peak_memory(device)))
     del plain, loader
 

@@ -16,14 +16,14 @@ from nnet.config import Config, DataConfig, ModelConfig, OptimizerConfig
 config = Config(
     name="tiny",
     model=ModelConfig(architecture={architecture!r}, backbone_weights="calibrated-random", calibration_images=4),
-    data=DataConfig(root={root!r}, crop_size=64),
+    data=DataConfig(root={root!r}, crop_size=64{data}),
     optimizer=OptimizerConfig(lr=1e-3),
     epochs={epochs},
     batch_size=4,
     num_workers=0,
     callback_path={run!r},
     generation_path={generation!r},
-    swa_epochs=(1, 2),
+    swa_epochs=(1, 2),{fields}
 )
 """
 
@@ -74,10 +74,16 @@ def tiny_config(tiny_pipal, tmp_path):
     ``tmp_path/<file_name>``; its checkpoints go to ``tmp_path/run/``."""
 
     def write(architecture: str = "IQA_Conformer", epochs: int = 2, root: Path | None = None,
-              file_name: str = "tiny.py") -> Path:
-        path = tmp_path / file_name
-        path.write_text(TINY_CONFIG.format(architecture=architecture, root=str(root or tiny_pipal), epochs=epochs,
-                                           run=f"{tmp_path}/run/", generation=f"{tmp_path}/run/generation/"))
+              file_name: str = "tiny.py", folder: Path | None = None, data: dict | None = None,
+              **fields) -> Path:
+        """``folder`` replaces ``tmp_path``; ``data`` and ``fields`` add DataConfig / Config fields."""
+        folder = folder or tmp_path
+        path = folder / file_name
+        path.write_text(TINY_CONFIG.format(
+            architecture=architecture, root=str(root or tiny_pipal), epochs=epochs, run=f"{folder}/run/",
+            generation=f"{folder}/run/generation/",
+            data="".join(f", {key}={value!r}" for key, value in (data or {}).items()),
+            fields="".join(f"\n    {key}={value!r}," for key, value in fields.items())))
         return path
 
     return write

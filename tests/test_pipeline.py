@@ -18,23 +18,6 @@ import nnet
 from nnet.data.synthetic import generate_synthetic_pipal
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG_TEMPLATE = """
-from nnet.config import Config, DataConfig, ModelConfig, OptimizerConfig
-
-config = Config(
-    name="tiny",
-    model=ModelConfig(architecture="IQA_Conformer", backbone_weights="calibrated-random", calibration_images=8),
-    data=DataConfig(root={root!r}, test_labels={labels!r}, val_fraction=0.25, crop_size=64),
-    optimizer=OptimizerConfig(lr=1e-3),
-    epochs=2,
-    batch_size=4,
-    num_workers=0,
-    batch_size_eval=3,
-    callback_path={out!r},
-    generation_path={generation!r},
-    swa_epochs=(1, 2),
-)
-"""
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +28,15 @@ def dataset(tmp_path_factory) -> Path:
     return root
 
 
-def write_config(folder: Path, dataset: Path) -> Path:
-    path = folder / "tiny.py"
-    path.write_text(CONFIG_TEMPLATE.format(root=str(dataset), labels=f"{dataset}_test_labels.txt",
-                                           out=f"{folder}/run/", generation=f"{folder}/run/generation/"))
-    return path
+@pytest.fixture
+def write_config(tiny_config):
+    """Factory: the tiny config on ``dataset`` with a validation split and the test labels, in ``folder``."""
+
+    def write(folder: Path, dataset: Path) -> Path:
+        return tiny_config(root=dataset, folder=folder, batch_size_eval=3,
+                           data={"test_labels": f"{dataset}_test_labels.txt", "val_fraction": 0.25})
+
+    return write
 
 
 def run_main(*arguments: str) -> None:
@@ -60,7 +47,7 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, weights_only=True)["model_state_dict"]
 
 
-def test_pipeline_writes_every_artefact(dataset, tmp_path):
+def test_pipeline_writes_every_artefact(dataset, tmp_path, write_config):
     config = write_config(tmp_path, dataset)
     run_main("-c", config, "--mode", "pipeline")
     run = tmp_path / "run"
@@ -122,7 +109,7 @@ def test_pipeline_writes_every_artefact(dataset, tmp_path):
         assert abs(float(row["score"]) - float(submitted[Path(row["distorted"]).name])) < 1e-3
 
 
-def test_resumed_training_ends_with_the_same_weights(dataset, tmp_path):
+def test_resumed_training_ends_with_the_same_weights(dataset, tmp_path, write_config):
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
     for folder in (straight, interrupted):
         folder.mkdir()
@@ -136,7 +123,7 @@ def test_resumed_training_ends_with_the_same_weights(dataset, tmp_path):
         assert torch.equal(resumed[name], reference[name]), name
 
 
-def test_distributed_run_matches_one_process_with_the_same_global_batch(dataset, tmp_path):
+def test_distributed_run_matches_one_process_with_the_same_global_batch(dataset, tmp_path, write_config):
     """torchrun, 2 CPU processes (gloo) × 2 pairs vs 1 process × 4 pairs: same weights after training.
 
     Dropout off and the Transformer (no BatchNorm in the head), so that the two runs compute the
@@ -164,7 +151,7 @@ def test_distributed_run_matches_one_process_with_the_same_global_batch(dataset,
         assert torch.allclose(one[name], two[name], atol=1e-4), name
 
 
-def test_cached_fast_path_trains_exactly_like_per_image_loading(dataset, tmp_path):
+def test_cached_fast_path_trains_exactly_like_per_image_loading(dataset, tmp_path, write_config):
     """Decoded-image cache + batched augmentation vs DataLoader(PairDataset): the same weights, bit for bit."""
     cached, per_image = tmp_path / "cached", tmp_path / "per_image"
     for folder in (cached, per_image):
@@ -178,7 +165,7 @@ def test_cached_fast_path_trains_exactly_like_per_image_loading(dataset, tmp_pat
     assert fast_loss == torch.load(per_image / "run/checkpoints_1.ckpt", weights_only=True)["metrics"]["loss"]
 
 
-def test_shared_reference_batching_trains(dataset, tmp_path):
+def test_shared_reference_batching_trains(dataset, tmp_path, write_config):
     run_main("-c", write_config(tmp_path, dataset), "--set", "data.val_fraction=0.0", "--set", "epochs=1",
              "--set", "data.shared_reference_group=2")
     checkpoint = torch.load(tmp_path / "run/checkpoints_1.ckpt", weights_only=True)
@@ -186,7 +173,7 @@ def test_shared_reference_batching_trains(dataset, tmp_path):
 
 
 @pytest.mark.slow
-def test_compiled_training_writes_plain_checkpoints(dataset, tmp_path):
+def test_compiled_training_writes_plain_checkpoints(dataset, tmp_path, write_config):
     """compile=True (about a minute of compilation on 2 CPU cores): checkpoints hold the plain model."""
     run_main("-c", write_config(tmp_path, dataset), "--set", "data.val_fraction=0.0", "--set", "epochs=1",
              "--set", "compile=True")

@@ -9,7 +9,7 @@ images each, all g under the same augmentation, so each reference goes through t
 (the reference batch is [n, …], the distorted one [g·n, …] laid out as g groups of n).
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 

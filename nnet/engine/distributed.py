@@ -58,15 +58,6 @@ def gather_objects(runtime: Runtime, value: Any) -> list[Any]:
     return gathered
 
 
-def broadcast_object(runtime: Runtime, value: Any) -> Any:
-    """Rank 0's ``value`` on every rank."""
-    if not runtime.distributed:
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def barrier(runtime: Runtime) -> None:
     if runtime.distributed:
         dist.barrier()
