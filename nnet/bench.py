@@ -12,16 +12,20 @@ Everything runs in one process on synthetic PIPAL data written to a temporary fo
 * shared: fast plus shared-reference batching (``--group`` distorted images per reference);
 * floor: the fast model's training step on batches already in memory (no data work at all).
 
-Ratios are against the plain path and the floor measured in the same run. ``--check`` also
-verifies that the fast path computes what the plain path computes.
+Ratios are against the plain path and the floor measured in the same run: each path reports the
+median of ``--rounds`` rounds that time all paths in turn, so that a slow spell of a shared machine
+hits every path alike. ``--check`` also verifies that the fast path computes what the plain path
+computes.
 """
 
 import argparse
 import contextlib
 import resource
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +41,6 @@ from nnet.engine.distributed import Runtime
 from nnet.engine.evaluate import predict_mos
 from nnet.engine.precision import DTYPES, Precision
 from nnet.models import ARCHITECTURES, FullReferenceIQA, build_model
-
 
 
 def peak_memory(device: torch.device) -> str:
@@ -86,30 +89,41 @@ class Trainer:
         return loss.detach()
 
 
-def timed_pairs_per_second(batches: Iterator[dict], step: Callable[[dict], object], warmup: int, steps: int,
-                           device: torch.device) -> float:
-    """Pairs per second over ``steps`` batches after ``warmup`` batches (data time included)."""
-    for _ in range(warmup):
-        step(next(batches))
-    synchronize(device)
-    started, pairs = time.perf_counter(), 0
+def training_steps(batches: Iterator[dict], step: Callable[[dict], object], steps: int) -> int:
+    """Run ``steps`` training steps (data included); returns the number of pairs trained on."""
+    pairs = 0
     for _ in range(steps):
         batch = next(batches)
         step(batch)
         pairs += len(batch["distorted"])
-    synchronize(device)
-    return pairs / (time.perf_counter() - started)
+    return pairs
 
 
-def fresh_model(architecture: str, crop: int, channels_last: bool) -> FullReferenceIQA:
+def interleaved_rates(paths: dict[str, Callable[[], int]], rounds: int, device: torch.device) -> dict[str, float]:
+    """Median pairs/s of each path (a call that returns how many pairs it did) over ``rounds`` rounds
+    that run the paths in turn, so that a slow spell of a shared machine hits every path alike."""
+    rates: dict[str, list[float]] = {name: [] for name in paths}
+    for _ in range(rounds):
+        for name, run in paths.items():
+            synchronize(device)
+            started = time.perf_counter()
+            pairs = run()
+            synchronize(device)
+            rates[name].append(pairs / (time.perf_counter() - started))
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def fresh_model(architecture: str, crop: int, fast: bool) -> FullReferenceIQA:
+    """Seeded weights; ``fast=False`` is the plain model: contiguous trunk with separate BatchNorms,
+    ``nn.Dropout``'s own masks."""
     torch.manual_seed(0)
-    return build_model(architecture, input_size=crop).use_channels_last(channels_last)
+    return build_model(architecture, input_size=crop).use_fast_kernels(fast).use_fast_dropout(fast)
 
 
 def run(args: argparse.Namespace) -> None:
     device = torch.device(args.device)
     dtype = DTYPES[args.precision]
-    needed = max((args.warmup + args.steps) * args.batch_size, args.inference_pairs)
+    needed = max((args.warmup + args.steps * args.rounds) * args.batch_size, args.inference_pairs)
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
         tree = generate_synthetic_pipal(Path(folder) / "PIPAL", refs=max(2, -(-needed // 40)), distortions_per_ref=None,
@@ -118,7 +132,8 @@ def run(args: argparse.Namespace) -> None:
         print(f"# {len(records)} synthetic pairs at {args.image_size}px in {time.perf_counter() - started:.1f} s; "
               f"device {device}"
               f"{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
-              f"{torch.get_num_threads()} CPU threads, batch {args.batch_size}, {args.steps} timed steps, "
+              f"{torch.get_num_threads()} CPU threads, batch {args.batch_size}, median of {args.rounds} rounds of "
+              f"{args.steps} timed steps, "
               f"{args.precision}, torch {torch.__version__}")
         started = time.perf_counter()
         images = DecodedImages(records, args.crop)
@@ -142,51 +157,49 @@ def run(args: argparse.Namespace) -> None:
         print(f"{architecture:<16} {path:<44} {rate:>9.1f} {ratio_plain:>8} {ratio_floor:>8}  {memory}")
 
 
+def endless(make: Callable[[], Iterator[dict]]) -> Iterator[dict]:
+    while True:
+        yield from make()
+
+
 def bench_architecture(architecture, records, images, normalizer, args, device, dtype) -> list[tuple]:
     if args.inference_only:
         return bench_inference(architecture, records[:args.inference_pairs], normalizer, args, device)
-    rows = []
-
-    def endless(make: Callable[[], Iterator[dict]]) -> Iterator[dict]:
-        while True:
-            yield from make()
-
-    # plain: PairDataset in DataLoader workers, two trunk passes, contiguous, fp32
+    # plain: PairDataset in DataLoader workers, two trunk passes, the plain model, fp32
     dataset = PairDataset(records, normalizer, mode="train", crop_size=args.crop, seed=0)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, drop_last=True,
                         num_workers=args.workers, pin_memory=device.type == "cuda", persistent_workers=args.workers > 0)
-    plain = Trainer(fresh_model(architecture, args.crop, channels_last=False), device, None, two_passes=True)
-    plain_rate = timed_pairs_per_second(endless(loader.__iter__), plain.step, args.warmup, args.steps, device)
-    rows.append((architecture, "train plain (PIL workers, 2 passes, fp32)", plain_rate, plain_rate, None, peak_memory(device)))
-    del plain, loader
-
-    # floor: the fast model on one batch kept in memory
-    trainer = Trainer(fresh_model(architecture, args.crop, channels_last=True), device, dtype, two_passes=False)
+    plain = Trainer(fresh_model(architecture, args.crop, fast=False), device, None, two_passes=True)
+    # fast, shared and floor: the fast model; the floor steps on one batch kept in memory
+    trainer = Trainer(fresh_model(architecture, args.crop, fast=True), device, dtype, two_passes=False)
     cached = CachedTrainBatches(records, images, normalizer, args.crop, seed=0, device=device)
     order = torch.randperm(len(records)).tolist()
     batch = cached.build(order[:args.batch_size], order[:args.batch_size], epoch=0)
-    floor_rate = timed_pairs_per_second(endless(lambda: iter([batch])), trainer.step, args.warmup, args.steps, device)
 
     def fast_batches() -> Iterator[dict]:
         for start in range(0, len(order) - args.batch_size + 1, args.batch_size):
             chunk = order[start:start + args.batch_size]
             yield cached.build(chunk, chunk, epoch=0)
 
-    fast_rate = timed_pairs_per_second(endless(fast_batches), trainer.step, args.warmup, args.steps, device)
-    rows.append((architecture, f"train fast (cache, 1 pass, {args.precision})", fast_rate, plain_rate, floor_rate,
-                 peak_memory(device)))
-
     def shared_batches() -> Iterator[dict]:
         for references, distorted in shared_reference_plan(records, args.batch_size, args.group, 0, 0):
             yield cached.build(references, distorted, epoch=0)
 
-    shared_rate = timed_pairs_per_second(endless(shared_batches), trainer.step, args.warmup, args.steps, device)
-    rows.append((architecture, f"train fast + shared reference (g={args.group})", shared_rate, plain_rate,
-                 floor_rate, peak_memory(device)))
-    rows.append((architecture, "train floor (model step on in-memory batch)", floor_rate, plain_rate, floor_rate,
-                 peak_memory(device)))
-    del trainer
-
+    plain_path, floor_path = "train plain (PIL workers, 2 passes, fp32)", "train floor (model step on in-memory batch)"
+    paths = {
+        plain_path: (endless(loader.__iter__), plain.step),
+        f"train fast (cache, 1 pass, {args.precision})": (endless(fast_batches), trainer.step),
+        f"train fast + shared reference (g={args.group})": (endless(shared_batches), trainer.step),
+        floor_path: (endless(lambda: iter([batch])), trainer.step),
+    }
+    for batches, step in paths.values():
+        training_steps(batches, step, args.warmup)
+    rates = interleaved_rates({path: partial(training_steps, batches, step, args.steps)
+                               for path, (batches, step) in paths.items()}, args.rounds, device)
+    plain_rate, floor_rate = rates[plain_path], rates[floor_path]
+    rows = [(architecture, path, rate, plain_rate, None if path == plain_path else floor_rate, peak_memory(device))
+            for path, rate in rates.items()]
+    del plain, loader, trainer
     if args.compile:
         rows.append(compiled_training_row(architecture, endless(fast_batches), args, device, dtype, plain_rate,
                                           floor_rate))
@@ -195,7 +208,7 @@ def bench_architecture(architecture, records, images, normalizer, args, device, 
 
 def compiled_training_row(architecture, batches, args, device, dtype, plain_rate, floor_rate) -> tuple:
     """The fast path with ``torch.compile`` (compilation happens in the warm-up steps)."""
-    trainer = Trainer(fresh_model(architecture, args.crop, channels_last=True), device, dtype, two_passes=False)
+    trainer = Trainer(fresh_model(architecture, args.crop, fast=True), device, dtype, two_passes=False)
     trainer.model = torch.compile(trainer.model, mode=args.compile_mode)
     path = f"train fast + torch.compile ({args.compile_mode})"
     try:
@@ -203,7 +216,9 @@ def compiled_training_row(architecture, batches, args, device, dtype, plain_rate
         trainer.step(next(batches))
         synchronize(device)
         path += f", compiled in {time.perf_counter() - started:.0f} s"
-        rate = timed_pairs_per_second(batches, trainer.step, args.warmup, args.steps, device)
+        training_steps(batches, trainer.step, args.warmup)
+        rate = interleaved_rates({path: partial(training_steps, batches, trainer.step, args.steps)}, args.rounds,
+                                 device)[path]
     except Exception as error:  # report, do not hide, a compiler failure on this machine
         print(f"# torch.compile failed: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
         rate = float("nan")
@@ -211,46 +226,43 @@ def compiled_training_row(architecture, batches, args, device, dtype, plain_rate
 
 
 def bench_inference(architecture, subset, normalizer, args, device) -> list[tuple]:
-    """TenCrop: plain per pair (2 trunk passes) vs grouped references (predict_mos), exact fp32 both,
-    and the fast path under ``--precision`` autocast when that is not fp32."""
+    """TenCrop: plain per pair (the plain model, 2 trunk passes) vs grouped references (predict_mos
+    on the fast model), exact fp32 both, and the fast path under ``--precision`` autocast when that
+    is not fp32; median of ``--rounds`` interleaved rounds."""
     exact = Precision(device.type, None)
-    model = fresh_model(architecture, args.crop, channels_last=False).to(device).eval()
+    plain = fresh_model(architecture, args.crop, fast=False).to(device).eval()
+    fast = fresh_model(architecture, args.crop, fast=True).to(device).eval()
     tencrop = DataLoader(PairDataset(subset, normalizer, mode="tencrop", crop_size=args.crop), batch_size=None,
                          num_workers=args.workers)
+    runtime = Runtime(device)
+    scores = {}
 
-    def plain_scores(items) -> None:
+    def plain_scores(items) -> int:
         with torch.no_grad(), exact.autocast():
             for item in items:
                 reference, distorted = item["reference"].to(device), item["distorted"].to(device)
-                model.forward_features(model.extract_features(reference), model.extract_features(distorted))
+                plain.forward_features(plain.extract_features(reference), plain.extract_features(distorted))
+        return len(items)
 
-    plain_scores([PairDataset(subset[:1], normalizer, mode="tencrop", crop_size=args.crop)[0]])  # warm-up
-    synchronize(device)
-    started = time.perf_counter()
-    plain_scores(tencrop)
-    synchronize(device)
-    plain_rate = len(subset) / (time.perf_counter() - started)
-    rows = [(architecture, "TenCrop plain (per pair, 2 passes, fp32)", plain_rate, plain_rate, None,
-             peak_memory(device))]
-    model.use_channels_last(True)
-    runtime = Runtime(device)
-    scores = {}
+    def fast_scores(precision_name: str, pairs=subset) -> int:
+        scores[precision_name] = predict_mos(fast, pairs, normalizer, runtime, args.crop,
+                                             batch_size=args.inference_group, num_workers=args.workers,
+                                             precision=Precision(device.type, DTYPES[precision_name]))
+        return len(pairs)
+
+    plain_path = "TenCrop plain (per pair, 2 passes, fp32)"
+    paths = {plain_path: partial(plain_scores, tencrop)}
     for name in dict.fromkeys(["fp32", args.precision]):
-        precision = Precision(device.type, DTYPES[name])
-        predict_mos(model, subset[:args.group], normalizer, runtime, args.crop, batch_size=args.group,
-                    precision=precision)  # warm-up
-        synchronize(device)
-        started = time.perf_counter()
-        scores[name] = predict_mos(model, subset, normalizer, runtime, args.crop, batch_size=args.inference_group,
-                                   num_workers=args.workers, precision=precision)
-        synchronize(device)
-        rate = len(subset) / (time.perf_counter() - started)
-        if name != "fp32":
-            print(f"# {architecture} TenCrop {name} vs fp32: max |Δ MOS| = "
-                  f"{np.abs(scores[name] - scores['fp32']).max():.3f} over {len(subset)} pairs")
-        rows.append((architecture, f"TenCrop fast (shared reference, groups of {args.inference_group}, {name})",
-                     rate, plain_rate, None, peak_memory(device)))
-    return rows
+        paths[f"TenCrop fast (shared reference, groups of {args.inference_group}, {name})"] = partial(fast_scores, name)
+    plain_scores([PairDataset(subset[:1], normalizer, mode="tencrop", crop_size=args.crop)[0]])  # warm-ups
+    for name in dict.fromkeys(["fp32", args.precision]):
+        fast_scores(name, subset[:args.group])
+    rates = interleaved_rates(paths, args.rounds, device)
+    if args.precision != "fp32":
+        print(f"# {architecture} TenCrop {args.precision} vs fp32: max |Δ MOS| = "
+              f"{np.abs(scores[args.precision] - scores['fp32']).max():.3f} over {len(subset)} pairs")
+    plain_rate = rates[plain_path]
+    return [(architecture, path, rate, plain_rate, None, peak_memory(device)) for path, rate in rates.items()]
 
 
 def check_equivalence(records, images, normalizer, args, device) -> None:
@@ -267,15 +279,17 @@ def check_equivalence(records, images, normalizer, args, device) -> None:
                        (batch["distorted"] - distorted).abs().max().item())
     print(f"# check: batched augmentation vs per-sample torchvision: max |Δ| = {augmentation:.2e}")
     for architecture in args.architectures:
-        fast = fresh_model(architecture, args.crop, channels_last=True).to(device).eval()
-        plain = fresh_model(architecture, args.crop, channels_last=False).to(device).eval()
+        fast = fresh_model(architecture, args.crop, fast=True).to(device).eval()
+        plain = fresh_model(architecture, args.crop, fast=False).to(device).eval()
         with torch.no_grad():
             out_fast = fast(batch["reference"], batch["distorted"])
             out_plain = plain.forward_features(plain.extract_features(reference), plain.extract_features(distorted))
         difference = (out_fast - out_plain).abs().max().item()
         losses = []
+        # The same dropout masks in both (the fast masks are a different stream of the same distribution).
+        plain_same_masks = fresh_model(architecture, args.crop, False).use_fast_dropout(True)
         for trainer, batch_of in ((Trainer(fresh_model(architecture, args.crop, True), device, None, False), "fast"),
-                                  (Trainer(fresh_model(architecture, args.crop, False), device, None, True), "plain")):
+                                  (Trainer(plain_same_masks, device, None, True), "plain")):
             torch.manual_seed(123)
             source = batch if batch_of == "fast" else {"reference": reference, "distorted": distorted,
                                                       "target": batch["target"]}
@@ -304,7 +318,7 @@ def check_upstream_parity(folder: Path, device: torch.device) -> None:
 def profile_step(records, images, normalizer, args, device, dtype) -> None:
     """Where a fast training step's time goes: batch building, trunk, head forward+backward+Adam."""
     for architecture in args.architectures:
-        trainer = Trainer(fresh_model(architecture, args.crop, channels_last=True), device, dtype, two_passes=False)
+        trainer = Trainer(fresh_model(architecture, args.crop, fast=True), device, dtype, two_passes=False)
         cached = CachedTrainBatches(records, images, normalizer, args.crop, seed=0, device=device)
         order = list(range(args.batch_size))
         batch = cached.build(order, order, epoch=0)
@@ -345,14 +359,14 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--architectures", nargs="+", default=sorted(ARCHITECTURES), choices=sorted(ARCHITECTURES))
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=4, help="timed training steps per path")
+    parser.add_argument("--steps", type=int, default=4, help="timed training steps per path and round")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds that time every path in turn; each path reports its median")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps before each measurement")
     parser.add_argument("--precision", choices=sorted(DTYPES), default="fp32", help="autocast of the fast path")
     parser.add_argument("--group", type=int, default=4, help="distorted images per reference in shared batches")
     parser.add_argument("--inference-pairs", type=int, default=16, help="pairs scored with TenCrop per path")
-    parser.add_argument("--inference-group", type=int,
-                        help="pairs per reference group in fast TenCrop (default: 16 on CUDA, 4 on CPUs, where "
-                             "larger groups are slower)")
+    parser.add_argument("--inference-group", type=int, default=16, help="pairs per reference group in fast TenCrop")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the plain path")
     parser.add_argument("--image-size", type=int, default=288)
     parser.add_argument("--crop", type=int, default=192)
@@ -363,8 +377,6 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--compile", action="store_true", help="also time the fast path under torch.compile")
     parser.add_argument("--compile-mode", default="default", help="torch.compile mode, e.g. reduce-overhead")
     args = parser.parse_args(argv)
-    if args.inference_group is None:
-        args.inference_group = 16 if args.device.startswith("cuda") else 4
     return args
 
 

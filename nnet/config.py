@@ -170,8 +170,9 @@ class Config:
     saving_period: int = 1
     # Evaluate on the validation split every this many epochs (when there is one).
     eval_period: int = 1
-    # Batch size of evaluation and generation.
-    batch_size_eval: int = 4
+    # Evaluation and generation: distorted images per reference group (the reference's trunk
+    # features are computed once per group).
+    batch_size_eval: int = 16
     # Scoring (evaluation, generation, predict) on CUDA: "fp32" (exact, TF32 off: the published
     # numbers) or an opt-in "fp16"/"bf16" autocast (faster; scores differ slightly).
     inference_precision: str = "fp32"

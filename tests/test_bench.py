@@ -8,13 +8,13 @@ from nnet import bench
 def test_benchmark_prints_every_path_with_ratios(capsys, upstream_fixtures):
     bench.run(bench.parse_arguments([
         "--device", "cpu", "--architectures", "IQA_Transformer", "--image-size", "72", "--crop", "64",
-        "--batch-size", "4", "--group", "2", "--steps", "1", "--warmup", "1", "--inference-pairs", "4",
+        "--batch-size", "4", "--group", "2", "--steps", "1", "--rounds", "1", "--warmup", "1", "--inference-pairs", "4",
         "--workers", "0", "--precision", "bf16", "--check", "--fixtures", str(upstream_fixtures), "--profile",
     ]))
     output = capsys.readouterr().out
     assert "MISMATCH" not in output and output.count(" OK") == 3  # fast == plain, two fixture parities
     for path in ("train plain", "train fast (cache", "shared reference (g=2)", "train floor", "TenCrop plain",
-                 "TenCrop fast (shared reference, groups of 4, fp32)", "groups of 4, bf16"):
+                 "TenCrop fast (shared reference, groups of 16, fp32)", "groups of 16, bf16"):
         rows = [line for line in output.splitlines() if line.startswith("IQA_Transformer") and path in line]
         assert len(rows) == 1 and re.search(r"\s\d+\.\d\s", rows[0]), path
     assert "# profile IQA_Transformer" in output

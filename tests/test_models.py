@@ -141,7 +141,17 @@ def test_shared_reference_features_score_like_separate_pairs(architecture, tiny_
     reference, _ = tiny_pair(batch=2)  # n = 2 reference "crops"
     distorted = tiny_pair(batch=6, seed=3)[1]  # k = 3 groups of 2
     with torch.no_grad():
-        shared = model.forward_features(model.extract_features(reference), model.extract_features(distorted))
+        reference_features, distorted_features = model.extract_features(reference), model.extract_features(distorted)
+        shared = model.forward_features(reference_features, distorted_features)
         separate = model(reference.repeat(3, 1, 1, 1), distorted)
+        # one reference context (its decoder stream computed once) for several calls, as in TenCrop scoring
+        context = model.reference_context(reference_features)
+        in_parts = torch.cat([model.score_against(context, part) for part in distorted_features.split(2)])
     assert shared.shape == (6, 1)
-    assert torch.allclose(shared, separate, atol=1e-5)
+    assert torch.allclose(shared, separate, atol=1e-5) and torch.allclose(in_parts, shared, atol=1e-5)
+    # in training every pair draws its own dropout masks, in the same order as separate pairs
+    model.train()
+    torch.manual_seed(7)
+    shared = model.forward_features(reference_features, distorted_features)
+    torch.manual_seed(7)
+    assert torch.allclose(shared, model(reference.repeat(3, 1, 1, 1), distorted), atol=1e-5)

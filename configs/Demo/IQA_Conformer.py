@@ -24,7 +24,6 @@ config = Config(
     batch_size=8,
     num_workers=0,
     eval_period=6,
-    batch_size_eval=4,
     callback_path="callbacks/Demo/IQA_Conformer/",
     generation_path="callbacks/Demo/IQA_Conformer/generation/",
     swa_epochs=(4, 6),

@@ -50,12 +50,13 @@ class Predictor:
 
     def score_pairs(self, pairs: Sequence[tuple[ImageInput, ImageInput]]) -> list[float]:
         """MOS predicted for each pair. Consecutive pairs with the same reference (same path or
-        object) reuse its trunk features: one trunk pass per reference instead of one per pair."""
+        object) reuse its trunk features and decoder stream: one trunk pass per reference instead
+        of one per pair."""
         with torch.no_grad(), self.precision.autocast():
             return self._score_pairs(pairs)
 
     def _score_pairs(self, pairs: Sequence[tuple[ImageInput, ImageInput]]) -> list[float]:
-        cached_key, cached_features = None, None
+        cached_key, cached_context = None, None
         scores = []
         for reference, distorted in pairs:
             reference_pixels, distorted_pixels = _as_tensor(reference), _as_tensor(distorted)
@@ -63,9 +64,10 @@ class Predictor:
             reference_crops, distorted_crops = ten_crop_pair(reference_pixels, distorted_pixels, self.crop_size)
             key = os.fspath(reference) if isinstance(reference, (str, os.PathLike)) else id(reference)
             if key != cached_key:
-                cached_key, cached_features = key, self.model.extract_features(reference_crops.to(self.device))
+                reference_features = self.model.extract_features(reference_crops.to(self.device))
+                cached_key, cached_context = key, self.model.reference_context(reference_features)
             distorted_features = self.model.extract_features(distorted_crops.to(self.device))
-            normalized = self.model.forward_features(cached_features, distorted_features)  # [10, 1]
+            normalized = self.model.score_against(cached_context, distorted_features)  # [10, 1]
             scores.append(float(self.normalizer.denormalize(normalized.float()).mean()))
         return scores
 

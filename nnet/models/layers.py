@@ -4,6 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nnet.models.dropout import Dropout
+
 
 class MultiHeadAttention(nn.Module):
     """Multi-head attention with separate Q, K, V, O projections and no masking.
@@ -48,7 +50,7 @@ class AttentionModule(nn.Module):
         super().__init__()
         self.norm = nn.LayerNorm(dim)
         self.attention = MultiHeadAttention(dim, heads)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor | None = None) -> torch.Tensor:
         """``x`` [B, N, D] (or [B, h, w, D], flattened row-major); returns the same shape."""
@@ -73,9 +75,9 @@ class FeedForward(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.linear_in = nn.Linear(dim, hidden)
         self.activation = activation
-        self.inner_dropout = nn.Dropout(dropout) if inner_dropout else nn.Identity()
+        self.inner_dropout = Dropout(dropout) if inner_dropout else nn.Identity()
         self.linear_out = nn.Linear(hidden, dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         hidden = self.inner_dropout(self.activation(self.linear_in(self.norm(x))))
@@ -95,7 +97,7 @@ class ConvModule(nn.Module):
         self.depthwise = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
         self.batch_norm = nn.BatchNorm2d(dim)
         self.pointwise_out = nn.Conv2d(dim, dim, kernel_size=1)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         grid = self.norm(x).permute(0, 3, 1, 2)  # [B, D, h, w]
@@ -121,8 +123,15 @@ class ConformerBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor | None = None) -> torch.Tensor:
         """``x`` and ``memory``: [B, h, w, D]; returns [B, h, w, D]."""
+        return self.with_memory(self.before_memory(x), memory)
+
+    def before_memory(self, x: torch.Tensor) -> torch.Tensor:
+        """The layers that see ``x`` alone: ½·FF1 and self-attention."""
         x = x + 0.5 * self.feed_forward_1(x)
-        x = x + self.self_attention(x)
+        return x + self.self_attention(x)
+
+    def with_memory(self, x: torch.Tensor, memory: torch.Tensor | None) -> torch.Tensor:
+        """The rest: [cross-attention to ``memory``], convolution module, ½·FF2, LayerNorm."""
         if self.cross_attention is not None:
             x = x + self.cross_attention(x, memory)
         x = x + self.conv_module(x)
@@ -141,7 +150,14 @@ class TransformerBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor | None = None) -> torch.Tensor:
         """``x`` [B, N, D], ``memory`` [B, M, D]; returns [B, N, D]."""
-        x = x + self.self_attention(x)
+        return self.with_memory(self.before_memory(x), memory)
+
+    def before_memory(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer that sees ``x`` alone: self-attention."""
+        return x + self.self_attention(x)
+
+    def with_memory(self, x: torch.Tensor, memory: torch.Tensor | None) -> torch.Tensor:
+        """The rest: [cross-attention to ``memory``], feed-forward."""
         if self.cross_attention is not None:
             x = x + self.cross_attention(x, memory)
         return x + self.feed_forward(x)
