@@ -1,4 +1,4 @@
-"""Demo: IQA Conformer on a synthetic PIPAL tree, on a CPU, in about two minutes.
+"""Demo: IQA Conformer on a synthetic PIPAL tree, on a CPU, in about a minute and a half.
 
 `python main.py -c configs/Demo/IQA_Conformer.py --mode pipeline` writes the synthetic tree
 (8 training references, 4 test references) if it is absent, trains 6 short epochs, averages
