@@ -40,8 +40,11 @@ def test_keep_mask_follows_the_global_seed():
 def test_fast_dropout_zeroes_and_rescales_like_nn_dropout():
     layer = Dropout(0.25)
     x = torch.randn(64, 33, requires_grad=True)
+    torch.manual_seed(2)
     y = layer(x)
-    kept = y != 0
+    torch.manual_seed(2)
+    kept = keep_mask(x.shape, 0.75)  # the fast masks, not bernoulli_'s
+    assert torch.equal(y != 0, kept)
     assert 0.6 < kept.float().mean() < 0.9
     assert torch.allclose(y[kept], x[kept] / 0.75)
     y.sum().backward()
@@ -97,7 +100,11 @@ def test_chunked_trunk_passes_match_one_pass(tiny_model, tiny_pair, monkeypatch)
     images = torch.cat(tiny_pair(batch=5))
     one_pass = model.extract_features(images)
     monkeypatch.setattr(iqa, "CPU_TRUNK_CHUNK", 3)
+    batch_sizes = []
+    hook = model.backbone.register_forward_pre_hook(lambda _, inputs: batch_sizes.append(len(inputs[0])))
     chunked = model.extract_features(images)
+    hook.remove()
+    assert batch_sizes == [3, 3, 3, 1]
     assert torch.allclose(chunked, one_pass, atol=1e-6) and chunked.is_contiguous(memory_format=torch.channels_last)
 
 

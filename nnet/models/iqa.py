@@ -60,11 +60,10 @@ class FullReferenceIQA(nn.Module):
 
     def extract_features(self, images: torch.Tensor) -> torch.Tensor:
         """Frozen trunk features [B, 1920, h, w]; never records gradients."""
-        if not self.fast_kernels:
-            with torch.no_grad():
-                return self.backbone(images)
-        images = images.contiguous(memory_format=torch.channels_last)
         with torch.no_grad():
+            if not self.fast_kernels:
+                return self.backbone(images)
+            images = images.contiguous(memory_format=torch.channels_last)
             if images.device.type == "cpu" and len(images) > CPU_TRUNK_CHUNK:
                 return torch.cat([self.backbone(chunk) for chunk in images.split(CPU_TRUNK_CHUNK)])
             return self.backbone(images)
