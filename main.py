@@ -15,7 +15,7 @@ from nnet.data import MOSNormalizer
 from nnet.engine import generate, predict, swa, train
 from nnet.engine.distributed import Runtime, barrier, start_runtime, stop_runtime
 from nnet.engine.paths import checkpoint_path, epoch_checkpoints, resolve_checkpoint
-from nnet.engine.records import normalizer_for
+from nnet.engine.run_data import normalizer_for
 from nnet.errors import IQAError
 
 # Command-line options that are shortcuts for config fields (kept from the original code).

@@ -249,11 +249,6 @@ def config_to_dict(config: Config) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def config_from_dict(values: dict[str, Any]) -> Config:
-    """Rebuild a ``Config`` from ``config_to_dict`` output (lists are accepted for tuples)."""
-    return _dataclass_from_dict(Config, values, prefix="")
-
-
 def _check(instance: object, name: str, condition: bool, requirement: str) -> None:
     if not condition:
         raise ConfigError(f"{type(instance).__name__}.{name}: {requirement}, got {getattr(instance, name)!r}")
@@ -367,28 +362,3 @@ def _replace_path(instance: Any, names: list[str], value: Any) -> Any:
     if rest:
         value = _replace_path(getattr(instance, first), rest, value)
     return dataclasses.replace(instance, **{first: value})
-
-
-def _dataclass_from_dict(cls: type, values: dict[str, Any], prefix: str) -> Any:
-    if not isinstance(values, dict):
-        raise ConfigError(f"config dict: expected a dict for {cls.__name__}, got {type(values).__name__}")
-    fields = {field.name: field.type for field in dataclasses.fields(cls)}
-    unknown = sorted(values.keys() - fields.keys())
-    if unknown:
-        raise ConfigError(
-            f"config dict: unknown field {prefix + unknown[0]!r} in {cls.__name__}"
-            f"{_suggestion(unknown[0], list(fields))}"
-        )
-    arguments = {}
-    for name, value in values.items():
-        annotation = fields[name]
-        if dataclasses.is_dataclass(annotation):
-            value = _dataclass_from_dict(annotation, value, f"{prefix}{name}.")
-        elif typing.get_origin(annotation) is tuple and isinstance(value, list):
-            value = tuple(value)
-        arguments[name] = value
-    try:
-        return cls(**arguments)
-    except TypeError as error:  # a required field is missing
-        raise ConfigError(f"config dict: {error}") from None
-

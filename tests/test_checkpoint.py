@@ -8,7 +8,7 @@ import torch
 import nnet
 from nnet.checkpoint import FORMAT_VERSION, build_checkpoint, load_weights, read_checkpoint, save_checkpoint
 from nnet.errors import CheckpointError
-from nnet.models.upstream import map_upstream_key
+from nnet.checkpoint.upstream import map_upstream_key
 
 FIXTURES = {"IQA_Conformer": "iqa_conformer_seed0", "IQA_Transformer": "iqa_transformer_seed0"}
 

@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 from nnet.engine.submission import (
     format_output_txt,
     format_readme_txt,
-    read_output_txt,
     write_submission,
 )
+from nnet.data import read_labels
 from nnet.errors import IQAError
 
 SCORES = {"A0001_00_00.bmp": 1500.0, "A0000_10_00.bmp": 1260.8236081, "A0000_01_02.bmp": 1399.9999996}
@@ -112,35 +112,17 @@ def test_a_refused_submission_leaves_an_earlier_one_untouched(tmp_path):
     assert (tmp_path / "output.txt").read_bytes() == OUTPUT_BYTES
 
 
-def test_read_output_txt_reads_what_was_written(tmp_path):
+def test_output_txt_reads_back_as_a_label_file(tmp_path):
     write(tmp_path)
-    assert read_output_txt(tmp_path / "output.txt") == {
+    assert read_labels(tmp_path / "output.txt") == {
         "A0000_01_02.bmp": 1400.0,
         "A0000_10_00.bmp": 1260.823608,
         "A0001_00_00.bmp": 1500.0,
     }
 
 
-@pytest.mark.parametrize(
-    ("content", "line", "message"),
-    [
-        (b"A.bmp,1.0\nB.bmp;2.0", 2, "expected 'name,score'"),
-        (b"A.bmp,1.0\n", 2, "expected 'name,score'"),
-        (b"A.bmp,1.0\r\nB.bmp,2.0", 1, "expected 'name,score'"),
-        (b"A.bmp,1,2", 1, "expected 'name,score'"),
-        (b"A.bmp,abc", 1, "score 'abc' is not a number"),
-        (b"A.bmp,nan", 1, "score 'nan' is not finite"),
-        (b"A.bmp,1.0\nA.bmp,2.0", 2, "duplicate image name 'A.bmp'"),
-    ],
-)
-def test_read_output_txt_names_file_and_line_of_a_malformed_line(tmp_path, content, line, message):
-    path = tmp_path / "output.txt"
-    path.write_bytes(content)
-    with pytest.raises(IQAError, match=f"^{path}:{line}: {message}"):
-        read_output_txt(path)
-
-
-names = st.text(st.characters(codec="ascii", exclude_characters=",", exclude_categories=["Cc", "Zs"]), min_size=1)
+names = st.text(st.characters(codec="ascii", exclude_characters=",/\\", exclude_categories=["Cc", "Zs"]), min_size=1).filter(
+    lambda name: name not in (".", ".."))
 
 
 @settings(max_examples=50, deadline=None)
@@ -148,7 +130,7 @@ names = st.text(st.characters(codec="ascii", exclude_characters=",", exclude_cat
 def test_output_txt_round_trips_to_six_decimals(tmp_path_factory, scores):
     path = tmp_path_factory.mktemp("round_trip") / "output.txt"
     path.write_text(format_output_txt(scores))
-    read = read_output_txt(path)
+    read = read_labels(path)
     assert list(read) == sorted(scores)
     assert all(abs(read[name] - score) <= 5e-7 * max(1.0, abs(score)) for name, score in scores.items())
     assert format_output_txt(read) == format_output_txt(scores)

@@ -7,7 +7,7 @@ from nnet.data.datasets import PairDataset, validate_images
 from nnet.data.labels import read_labels
 from nnet.data.normalize import PIPAL_MOS_MEAN, PIPAL_MOS_STD, MOSNormalizer
 from nnet.data.pairs_csv import scan_pairs_csv
-from nnet.data.pipal import scan_pipal_test, scan_pipal_train, scan_pipal_validation
+from nnet.data.pipal import scan_pipal_test, scan_pipal_train
 from nnet.data.records import PairRecord
 from nnet.data.splits import split_by_reference
 from nnet.data.transforms import (
@@ -29,7 +29,6 @@ __all__ = [
     "scan_pairs_csv",
     "scan_pipal_test",
     "scan_pipal_train",
-    "scan_pipal_validation",
     "split_by_reference",
     "ten_crop_pair",
     "to_normalized_tensor",

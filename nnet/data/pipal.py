@@ -92,16 +92,6 @@ def scan_pipal_test(
     return records
 
 
-def scan_pipal_validation(
-    root: str | os.PathLike,
-    ref_dir: str = "NTIRE2022_FR_Validation_Ref",
-    dist_dir: str = "NTIRE2022_FR_Validation_Dis",
-    labels: str | os.PathLike | None = None,
-) -> list[PairRecord]:
-    """Index the NTIRE 2022 validation part; same rules as :func:`scan_pipal_test`."""
-    return scan_pipal_test(root, ref_dir=ref_dir, dist_dir=dist_dir, labels=labels)
-
-
 def _existing_root(root: str | os.PathLike) -> Path:
     root = Path(root)
     if root.is_dir():

@@ -13,7 +13,7 @@ from nnet.data.cache import DecodedImages
 from nnet.data.cached_batches import CachedTrainBatches, shared_reference_plan
 from nnet.data.transforms import epoch_seed
 from nnet.engine.distributed import Runtime
-from nnet.engine.records import TrainingData
+from nnet.engine.run_data import TrainingData
 
 log = logging.getLogger(__name__)
 GPU_CACHE_HEADROOM = 2.0  # leave the cache at most 1/2 of the free GPU memory

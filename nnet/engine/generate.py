@@ -13,7 +13,7 @@ from nnet.engine.distributed import Runtime
 from nnet.engine.evaluate import describe_report, evaluation_report, predict_mos, save_evaluation
 from nnet.engine.precision import scoring_precision
 from nnet.engine.preflight import REPORT_BYTES, check_output_folder
-from nnet.engine.records import normalizer_for, test_data, training_data
+from nnet.engine.run_data import normalizer_for, test_data, training_data
 from nnet.engine.submission import DEFAULT_DESCRIPTION, write_submission
 from nnet.errors import DataError
 

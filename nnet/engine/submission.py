@@ -84,33 +84,6 @@ def write_submission(
     return archive
 
 
-def read_output_txt(path: str | os.PathLike) -> dict[str, float]:
-    """Parse and validate an ``output.txt``; a malformed line raises IQAError naming ``file:line``."""
-    path = Path(path)
-    if not path.is_file():
-        raise IQAError(f"{path}: file not found")
-    try:
-        text = path.read_bytes().decode("utf-8")  # not read_text: it would turn "\r\n" into "\n"
-    except UnicodeDecodeError:
-        raise IQAError(f"{path}: not a UTF-8 text file") from None
-    scores: dict[str, float] = {}
-    for number, line in enumerate(text.split("\n") if text else [], start=1):
-        match = _LINE.fullmatch(line)
-        if not match:
-            raise IQAError(f"{path}:{number}: expected 'name,score' without spaces, got {line!r}")
-        name, value = match.groups()
-        try:
-            score = float(value)
-        except ValueError:
-            raise IQAError(f"{path}:{number}: score {value!r} is not a number") from None
-        if not math.isfinite(score):
-            raise IQAError(f"{path}:{number}: score {value!r} is not finite")
-        if name in scores:
-            raise IQAError(f"{path}:{number}: duplicate image name {name!r}")
-        scores[name] = score
-    return scores
-
-
 def _check_complete(scores: Mapping[str, float], expected_names: Iterable[str]) -> None:
     expected = set(expected_names)
     problems = {

@@ -23,11 +23,11 @@ from nnet.checkpoint import build_checkpoint, checkpoint_state, load_weights, mo
 from nnet.config import Config, config_to_dict
 from nnet.data import PairDataset
 from nnet.engine.distributed import Runtime
-from nnet.engine.records import training_data
+from nnet.engine.run_data import training_data
 from nnet.engine.paths import checkpoint_path
 from nnet.engine.preflight import CHECKPOINT_BYTES, check_output_folder
 from nnet.data.transforms import epoch_seed
-from nnet.engine.train import seed_everything
+from nnet.engine.seeding import seed_everything
 from nnet.errors import CheckpointError
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,6 @@ resumed from the checkpoint of epoch k continues exactly as the uninterrupted ru
 
 import logging
 import math
-import random
 import time
 from pathlib import Path
 from collections.abc import Iterable
@@ -29,7 +28,8 @@ from nnet.engine.logbook import Logbook
 from nnet.engine.precision import Precision, scoring_precision, training_precision
 from nnet.engine.paths import checkpoint_path, epoch_checkpoints, remove_stale_temporaries
 from nnet.engine.preflight import CHECKPOINT_BYTES, check_output_folder
-from nnet.engine.records import TrainingData, training_data
+from nnet.engine.run_data import TrainingData, training_data
+from nnet.engine.seeding import rng_state, seed_everything
 from nnet.errors import CheckpointError, IQAError
 from nnet.models import FullReferenceIQA, build_model
 
@@ -38,21 +38,6 @@ log = logging.getLogger(__name__)
 
 class TrainingDiverged(IQAError):
     """The loss became NaN or infinite."""
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def rng_state() -> dict[str, Any]:
-    """RNG states in plain types (a record of where the run was; resuming reseeds per epoch)."""
-    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
-             "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64))}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
 
 
 def build_optimizer(model: nn.Module, config: Config) -> torch.optim.Adam:

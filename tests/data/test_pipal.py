@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from nnet.data import scan_pipal_test, scan_pipal_train, scan_pipal_validation
+from nnet.data import scan_pipal_test, scan_pipal_train
 from nnet.data.labels import read_labels
 from nnet.data.synthetic import generate_synthetic_pipal
 from nnet.errors import DataError
@@ -189,11 +189,12 @@ def test_test_part_missing_folder(tree):
 def test_validation_part_and_configurable_folder_names(tmp_path):
     summary = generate_synthetic_pipal(tmp_path / "PIPAL", refs=1, distortions_per_ref=2,
                                        size=32, test_refs=0, val_refs=2)
-    records = scan_pipal_validation(summary.root, labels=summary.val_labels)
+    records = scan_pipal_test(summary.root, "NTIRE2022_FR_Validation_Ref", "NTIRE2022_FR_Validation_Dis",
+                              labels=summary.val_labels)
     assert len(records) == 4 and all(r.mos is not None for r in records)
     (summary.root / "NTIRE2022_FR_Validation_Ref").rename(summary.root / "ValRef")
     (summary.root / "NTIRE2022_FR_Validation_Dis").rename(summary.root / "ValDis")
-    assert scan_pipal_validation(summary.root, ref_dir="ValRef", dist_dir="ValDis") != []
+    assert scan_pipal_test(summary.root, ref_dir="ValRef", dist_dir="ValDis") != []
 
 
 def test_full_size_tree_is_indexed_without_opening_images(tmp_path):

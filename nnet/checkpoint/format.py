@@ -5,9 +5,9 @@ Our format is a plain dict (loadable with ``torch.load(weights_only=True)``)::
     format, format_version, architecture, model_args, model_state_dict, config_name, config,
     epoch, step, metrics, optimizer_state_dict, scaler_state_dict, rng_state, versions, created
 
-The original format (spec §12) has ``model_state_dict``, ``optimizer_state_dict``, ``model_step``,
+The original code's format has ``model_state_dict``, ``optimizer_state_dict``, ``model_step``,
 ``is_distributed`` and ``ema_model_state_dict``; its keys are translated by
-:mod:`nnet.models.upstream`.
+:mod:`nnet.checkpoint.upstream`.
 """
 
 import datetime
@@ -20,11 +20,11 @@ import timm
 import torch
 from torch import nn
 
-import nnet
+from nnet.checkpoint.upstream import convert_upstream_state_dict, is_upstream_state_dict, strip_distributed_prefix
 from nnet.errors import CheckpointError
 from nnet.fileio import atomic_write
 from nnet.models.iqa import ARCHITECTURES, FullReferenceIQA, build_model
-from nnet.models.upstream import convert_upstream_state_dict, is_upstream_state_dict, strip_distributed_prefix
+from nnet.version import __version__
 
 FORMAT = "nnet-iqa-checkpoint"
 FORMAT_VERSION = 1
@@ -62,7 +62,7 @@ def build_checkpoint(model: nn.Module, **fields: Any) -> dict[str, Any]:
         "optimizer_state_dict": None,
         "scaler_state_dict": None,
         "rng_state": None,
-        "versions": {"nnet": nnet.__version__, "torch": str(torch.__version__), "timm": str(timm.__version__)},
+        "versions": {"nnet": __version__, "torch": str(torch.__version__), "timm": str(timm.__version__)},
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     unknown = set(fields) - set(checkpoint)

@@ -1,0 +1,33 @@
+"""Checkpoint files: our self-describing format, the original code's format, safe loading.
+
+:mod:`nnet.checkpoint.format` writes and reads files; :mod:`nnet.checkpoint.upstream` maps the
+original code's state-dict keys to ours.
+"""
+
+from nnet.checkpoint.format import (
+    FORMAT,
+    FORMAT_VERSION,
+    build_checkpoint,
+    checkpoint_state,
+    first_line,
+    load_model,
+    load_weights,
+    model_from_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+    unwrap_model,
+)
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "build_checkpoint",
+    "checkpoint_state",
+    "first_line",
+    "load_model",
+    "load_weights",
+    "model_from_checkpoint",
+    "read_checkpoint",
+    "save_checkpoint",
+    "unwrap_model",
+]
