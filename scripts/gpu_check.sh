@@ -11,13 +11,13 @@ python3 -c "import torch, timm; print('torch', torch.__version__, 'timm', timm._
 parity=()
 [ -f "$fixtures/iqa_conformer_seed0.ckpt" ] && parity=(--fixtures "$fixtures")
 # fp32 checks + the seed recipe's numerics (fp16 autocast), batch 16
-python3 -m nnet.bench --device cuda --precision fp16 --steps 20 --rounds 3 --warmup 5 --workers 8 \
+python3 -m benchmarks.benchmark --device cuda --precision fp16 --steps 20 --rounds 3 --warmup 5 --workers 8 \
     --inference-pairs 160 --check "${parity[@]}" --profile
 # larger batches show how much of batch 16 is fixed per-step overhead
-python3 -m nnet.bench --device cuda --precision fp16 --steps 10 --rounds 2 --warmup 3 --workers 8 --batch-size 64 \
+python3 -m benchmarks.benchmark --device cuda --precision fp16 --steps 10 --rounds 2 --warmup 3 --workers 8 --batch-size 64 \
     --architectures IQA_Conformer --inference-pairs 16 --profile
 # torch.compile with CUDA graphs against the per-step overhead (compilation takes a while)
-python3 -m nnet.bench --device cuda --precision fp16 --steps 20 --rounds 2 --warmup 5 --workers 8 \
+python3 -m benchmarks.benchmark --device cuda --precision fp16 --steps 20 --rounds 2 --warmup 5 --workers 8 \
     --architectures IQA_Conformer --inference-pairs 16 --compile --compile-mode reduce-overhead
 # the training loop itself with compile=True on this GPU: one demo epoch on synthetic data
 run=$(mktemp -d)

@@ -2,14 +2,15 @@
 
 import re
 
-from nnet import bench
+from benchmarks import benchmark
 
 
 def test_benchmark_prints_every_path_with_ratios(capsys, upstream_fixtures):
-    bench.run(bench.parse_arguments([
+    benchmark.run(benchmark.parse_arguments([
         "--device", "cpu", "--architectures", "IQA_Transformer", "--image-size", "72", "--crop", "64",
         "--batch-size", "4", "--group", "2", "--steps", "1", "--rounds", "1", "--warmup", "1",
-        "--inference-pairs", "4", "--workers", "0", "--precision", "bf16", "--check", "--fixtures", str(upstream_fixtures), "--profile",
+        "--inference-pairs", "4", "--workers", "0", "--precision", "bf16", "--check",
+        "--fixtures", str(upstream_fixtures), "--profile",
     ]))
     output = capsys.readouterr().out
     assert "MISMATCH" not in output and output.count(" OK") == 3  # fast == plain, two fixture parities

@@ -14,13 +14,14 @@ from PIL import Image
 
 import main
 import nnet
+from nnet.data import MOSNormalizer
 from nnet.checkpoint import FORMAT_VERSION, build_checkpoint, save_checkpoint
 
 
 @dataclass(frozen=True)
 class Case:
     argv: list
-    offending: Path  # the file or folder the message must name
+    offending: Path | str  # the file, folder or command-line option the message must name
     hint: str  # a regex of the fix the message must give
 
 
@@ -186,8 +187,9 @@ def predict_unreadable_image(world: World) -> Case:
 
 @case
 def predict_image_smaller_than_192(world: World) -> Case:
-    reference = image(world.tmp / "reference.png", 100)
-    return Case(world.predict(reference, image(world.tmp / "distorted.png", 100)), reference, "upscale the pair")
+    distorted = image(world.tmp / "distorted.png", 100)
+    return Case(world.predict(image(world.tmp / "reference.png", 100), distorted), distorted,
+                "both sides of at least 192 pixels")
 
 
 @case
@@ -255,10 +257,62 @@ def predict_output_folder_not_writable(world: World) -> Case:
                 "set --output to another folder")
 
 
+@case
+def config_non_finite_number(world: World) -> Case:
+    path = edited_config(world, "crop_size=64", "crop_size=64, mos_mean=float('nan')")
+    return Case(["-c", path], path, "mos_mean: must be a finite number, got nan")
+
+
+@case
+def config_swa_range_reversed(world: World) -> Case:
+    path = edited_config(world, "swa_epochs=(1, 2)", "swa_epochs=(2, 1)")
+    return Case(["-c", path, "--mode", "swa"], path, r"swa_epochs: must be \(first, last\) with 1 <= first <= last")
+
+
+@case
+def config_unknown_name(world: World) -> Case:
+    return Case(["-c", "PIPAL/IQA_Conformr"], "PIPAL/IQA_Conformr",
+                "or the name of a shipped config .*PIPAL/IQA_Conformer")
+
+
+@case
+def override_infinite_number(world: World) -> Case:
+    return Case(["-c", world.config(), "--set", "data.mos_mean=1e999"], "data.mos_mean=1e999",
+                "DataConfig.mos_mean: must be a finite number, got inf")
+
+
+@case
+def override_crop_smaller_than_the_trunk_accepts(world: World) -> Case:
+    return Case(["-c", world.config(), "--set", "data.crop_size=7"], "data.crop_size=7", "must be at least 27")
+
+
+@case
+def option_swa_range_reversed(world: World) -> Case:
+    return Case(["-c", world.config(), "--mode", "swa", "--swa_epochs", "6", "4"], "--swa_epochs 6 4",
+                "give the first epoch first, e.g. --swa_epochs 4 6")
+
+
+@case
+def option_swa_range_from_epoch_0(world: World) -> Case:
+    return Case(["-c", world.config(), "--mode", "swa", "--swa_epochs", "0", "2"], "--swa_epochs 0 2",
+                "epochs count from 1")
+
+
+@case
+def option_swa_list_with_epoch_0(world: World) -> Case:
+    return Case(["-c", world.config(), "--mode", "swa", "--swa_epochs_list", "2", "0"], "--swa_epochs_list 2 0",
+                "epochs count from 1")
+
+
+@case
+def option_negative_workers(world: World) -> Case:
+    return Case(["-c", world.config(), "-j", "-1"], "num_workers=-1", "must be None or non-negative")
+
+
 @pytest.fixture(scope="module")
 def tiny_checkpoints() -> dict[str, dict]:
     torch.manual_seed(0)
-    return {architecture: build_checkpoint(nnet.build_model(architecture, input_size=64), epoch=1, step=3,
+    return {architecture: build_checkpoint(nnet.build_model(architecture, input_size=64), MOSNormalizer(), epoch=1, step=3,
                                            optimizer_state_dict={"state": {}, "param_groups": []})
             for architecture in ("IQA_Conformer", "IQA_Transformer")}
 
@@ -267,7 +321,7 @@ def tiny_checkpoints() -> dict[str, dict]:
 def full_size_checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     return save_checkpoint(tmp_path_factory.mktemp("predict") / "conformer.ckpt",
-                           build_checkpoint(nnet.build_model("IQA_Conformer")))
+                           build_checkpoint(nnet.build_model("IQA_Conformer"), MOSNormalizer()))
 
 
 def files_under(folder: Path) -> set[Path]:

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import nnet
+from nnet.data import MOSNormalizer
 from nnet.checkpoint import FORMAT, build_checkpoint, read_checkpoint
 from nnet.data import scan_pairs_csv, scan_pipal_train
 from nnet.data.labels import is_plain_name, read_labels
@@ -117,7 +118,7 @@ def valid_checkpoint() -> dict:
     torch.manual_seed(0)
     model = nnet.build_model("IQA_Transformer", input_size=64)
     optimizer = torch.optim.Adam(model.trainable_parameters())
-    return build_checkpoint(model, epoch=1, step=3, optimizer_state_dict=optimizer.state_dict())
+    return build_checkpoint(model, MOSNormalizer(), epoch=1, step=3, optimizer_state_dict=optimizer.state_dict())
 
 
 def load_or_refuse(path: Path) -> None:

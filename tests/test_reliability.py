@@ -3,6 +3,7 @@
 import collections
 import errno
 import io
+import logging
 import os
 import re
 import shutil
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 import main
+from nnet.data import MOSNormalizer
 from nnet.checkpoint import build_checkpoint, save_checkpoint
 from nnet.config import Config, DataConfig, ModelConfig, OptimizerConfig
 from nnet.engine.paths import remove_stale_temporaries, resolve_checkpoint
@@ -33,7 +35,7 @@ def error_line(capsys) -> str:
 
 def test_last_skips_a_damaged_newest_checkpoint(tiny_model, tmp_path, caplog):
     config = run_config(tmp_path)
-    checkpoint = build_checkpoint(tiny_model("IQA_Conformer"), epoch=1)
+    checkpoint = build_checkpoint(tiny_model("IQA_Conformer"), MOSNormalizer(), epoch=1)
     for epoch in (1, 2, 3):
         save_checkpoint(tmp_path / f"checkpoints_{epoch}.ckpt", checkpoint)
     (tmp_path / ".checkpoints_4.ckpt.x7k2.tmp").write_bytes(b"the start of a checkpoint")  # a killed write
@@ -48,22 +50,31 @@ def test_last_skips_a_damaged_newest_checkpoint(tiny_model, tmp_path, caplog):
         resolve_checkpoint(config, "last")
 
 
-def test_only_temporary_epoch_checkpoints_are_cleaned_up(tmp_path):
-    stale = tmp_path / ".checkpoints_4.ckpt.x7k2.tmp"
-    others = [".checkpoints_swa-equal-1-2.ckpt.a1.tmp", ".output.txt.b2.tmp", "checkpoints_4.ckpt.tmp", "notes.tmp"]
-    for name in [stale.name, *others]:
+# Temporaries (nnet.fileio.atomic_write's ``.<name>.<random>.tmp``) of the files the locked modes write…
+STALE = [".checkpoints_4.ckpt.x7k2ab_9.tmp", ".checkpoints_swa-equal-1-2.ckpt.a1.tmp", ".split.json.h8.tmp",
+         ".output.txt.b2.tmp", ".readme.txt.c3.tmp", ".submission.zip.d4.tmp", ".test_evaluation.json.e5.tmp"]
+# … and files that are not such temporaries, or belong to evaluation and predict, which write without the lock.
+KEPT = [".evaluation_checkpoints_1_train.json.f6.tmp", ".scores.csv.g7.tmp", ".checkpoints_4.ckpt.tmp",
+        "checkpoints_4.ckpt.tmp", "notes.tmp", "checkpoints_4.ckpt"]
+
+
+def test_only_temporaries_of_the_locked_modes_are_cleaned_up(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    for name in STALE + KEPT:
         (tmp_path / name).write_text("x")
-    assert remove_stale_temporaries(run_config(tmp_path)) == [stale]
-    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(others)
+    assert remove_stale_temporaries(tmp_path) == sorted(tmp_path / name for name in STALE)
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(KEPT)
+    assert f"removed {tmp_path / STALE[0]}, left by an interrupted run" in caplog.text
+    assert remove_stale_temporaries(tmp_path / "missing") == []
 
 
 def inject_nonfinite(monkeypatch, losses: set[int] = frozenset(), gradients: set[int] = frozenset()) -> None:
-    """Make the listed training forward passes (counted from 1) give a NaN loss, or NaN gradients
-    under a finite loss."""
-    forward, calls = FullReferenceIQA.forward, []
+    """Make the listed training forward passes of the head (counted from 1) give a NaN loss, or NaN
+    gradients under a finite loss."""
+    forward, calls = FullReferenceIQA.forward_features, []
 
-    def patched(self, reference, distorted):
-        output = forward(self, reference, distorted)
+    def patched(self, reference_features, distorted_features):
+        output = forward(self, reference_features, distorted_features)
         if self.training:
             calls.append(None)
             if len(calls) in losses:
@@ -72,7 +83,7 @@ def inject_nonfinite(monkeypatch, losses: set[int] = frozenset(), gradients: set
                 output.register_hook(lambda gradient: gradient * float("nan"))
         return output
 
-    monkeypatch.setattr(FullReferenceIQA, "forward", patched)
+    monkeypatch.setattr(FullReferenceIQA, "forward_features", patched)
 
 
 @pytest.mark.parametrize("fault, problem", [("losses", "loss is nan"), ("gradients", "gradients are not finite")])

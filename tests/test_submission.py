@@ -54,8 +54,8 @@ def test_readme_txt_flags_cpu_runs_and_no_extra_data():
     ("arguments", "message"),
     [
         ({"runtime_per_image": 0.1, "description": "two\nlines"}, "one line"),
-        ({"runtime_per_image": -1.0}, "non-negative"),
-        ({"runtime_per_image": float("nan")}, "non-negative"),
+        ({"runtime_per_image": -1.0, "description": "d"}, "non-negative"),
+        ({"runtime_per_image": float("nan"), "description": "d"}, "non-negative"),
     ],
 )
 def test_readme_txt_refuses_bad_values(arguments, message):

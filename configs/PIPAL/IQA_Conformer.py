@@ -10,7 +10,8 @@ from nnet.config import Config, DataConfig, ModelConfig, OptimizerConfig
 config = Config(
     name="IQA_Conformer",
     model=ModelConfig(architecture="IQA_Conformer", backbone_weights="imagenet"),
-    data=DataConfig(dataset="PIPAL", root="datasets/PIPAL", val_fraction=0.0),
+    # NTIRE recipe: PIPAL's published score statistics (not fitted), all 200 training references.
+    data=DataConfig(dataset="PIPAL", root="datasets/PIPAL", val_fraction=0.0, mos_mean=1448.9595, mos_std=121.5351),
     optimizer=OptimizerConfig(lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0),
     epochs=30,
     batch_size=16,
@@ -20,5 +21,6 @@ config = Config(
     callback_path="callbacks/PIPAL/IQA_Conformer/",
     generation_path="callbacks/PIPAL/IQA_Conformer/generation/",
     swa_epochs=(21, 30),
-    description="IQA Conformer: frozen Inception-ResNet-v2 features, Conformer encoder-decoder head, SWA of epochs 21-30, TenCrop",
+    description="IQA Conformer: frozen Inception-ResNet-v2 features, Conformer encoder-decoder head, "
+    "SWA of epochs 21-30, TenCrop",
 )

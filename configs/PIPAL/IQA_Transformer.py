@@ -4,7 +4,7 @@ import dataclasses
 
 from nnet.config import ModelConfig
 
-from configs.PIPAL.IQA_Conformer import config as conformer
+from .IQA_Conformer import config as conformer
 
 config = dataclasses.replace(
     conformer,
@@ -12,5 +12,6 @@ config = dataclasses.replace(
     model=ModelConfig(architecture="IQA_Transformer", backbone_weights="imagenet"),
     callback_path="callbacks/PIPAL/IQA_Transformer/",
     generation_path="callbacks/PIPAL/IQA_Transformer/generation/",
-    description="IQA Transformer (IQT): frozen Inception-ResNet-v2 features, Transformer encoder-decoder head, SWA of epochs 21-30, TenCrop",
+    description="IQA Transformer (IQT): frozen Inception-ResNet-v2 features, Transformer encoder-decoder head, "
+    "SWA of epochs 21-30, TenCrop",
 )

@@ -9,12 +9,14 @@ from nnet.checkpoint.format import (
     FORMAT_VERSION,
     build_checkpoint,
     checkpoint_state,
+    describe_scale,
     first_line,
     load_model,
     load_weights,
     model_from_checkpoint,
     read_checkpoint,
     save_checkpoint,
+    score_scale_of,
     unwrap_model,
 )
 
@@ -23,11 +25,13 @@ __all__ = [
     "FORMAT_VERSION",
     "build_checkpoint",
     "checkpoint_state",
+    "describe_scale",
     "first_line",
     "load_model",
     "load_weights",
     "model_from_checkpoint",
     "read_checkpoint",
     "save_checkpoint",
+    "score_scale_of",
     "unwrap_model",
 ]

@@ -2,8 +2,15 @@
 
 Our format is a plain dict (loadable with ``torch.load(weights_only=True)``)::
 
-    format, format_version, architecture, model_args, model_state_dict, config_name, config,
-    epoch, step, metrics, optimizer_state_dict, scaler_state_dict, rng_state, versions, created
+    format, format_version, architecture, model_args, model_state_dict, score_scale, config_name,
+    config, epoch, step, metrics, optimizer_state_dict, scaler_state_dict, rng_state, versions,
+    created, digest
+
+``score_scale`` (format 2) is what turns the network's normalised output into a score: the
+normaliser's mean and std, the direction, the dataset, the training labels' range, the crop size and
+the pixel normalisation. ``digest`` (format 2) is a SHA-256 of all other fields, checked on load
+(:mod:`nnet.checkpoint.integrity`). Format 1 files have neither: their scale comes from the config
+stored in them. The original code's checkpoints are on PIPAL's scale.
 
 The original code's format has ``model_state_dict``, ``optimizer_state_dict``, ``model_step``,
 ``is_distributed`` and ``ema_model_state_dict``; its keys are translated by
@@ -12,6 +19,7 @@ The original code's format has ``model_state_dict``, ``optimizer_state_dict``, `
 
 import datetime
 import io
+import logging
 import pickle
 from pathlib import Path
 from typing import Any
@@ -20,18 +28,25 @@ import timm
 import torch
 from torch import nn
 
+from nnet.checkpoint.integrity import DIGEST_FIELD, check_archive, content_digest, verify_digest
 from nnet.checkpoint.upstream import convert_upstream_state_dict, is_upstream_state_dict, strip_distributed_prefix
+from nnet.data.normalize import MOSNormalizer
+from nnet.data.pixels import PIXEL_NORMALIZATION
 from nnet.errors import CheckpointError
 from nnet.fileio import atomic_write
 from nnet.models.iqa import ARCHITECTURES, FullReferenceIQA, build_model
 from nnet.version import __version__
 
+log = logging.getLogger(__name__)
 FORMAT = "nnet-iqa-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _SHOWN = 5  # how many offending keys an error message lists
 # Types of the fields our format's readers use (the file may have been edited or damaged).
-_FIELD_TYPES = {"format_version": int, "architecture": str, "model_args": dict, "epoch": (int, type(None)), "step": int, "metrics": dict,
-                "optimizer_state_dict": (dict, type(None)), "scaler_state_dict": (dict, type(None))}
+_FIELD_TYPES = {"format_version": int, "architecture": str, "model_args": dict, "epoch": (int, type(None)),
+                "step": int, "metrics": dict, "optimizer_state_dict": (dict, type(None)),
+                "scaler_state_dict": (dict, type(None))}
+_SCALE_FIELD_TYPES = {"mean": float, "std": float, "lower_is_better": bool, "dataset": str,
+                      "label_range": (list, type(None)), "crop_size": int, "pixel_normalization": dict}
 
 
 def unwrap_model(model: nn.Module) -> FullReferenceIQA:
@@ -45,8 +60,9 @@ def unwrap_model(model: nn.Module) -> FullReferenceIQA:
             return model
 
 
-def build_checkpoint(model: nn.Module, **fields: Any) -> dict[str, Any]:
-    """A self-describing checkpoint dict for ``model``; ``fields`` adds config, epoch, step, metrics…"""
+def build_checkpoint(model: nn.Module, score_scale: MOSNormalizer, **fields: Any) -> dict[str, Any]:
+    """A self-describing checkpoint dict for ``model`` whose outputs map to scores by ``score_scale``;
+    ``fields`` adds config, epoch, step, metrics…"""
     model = unwrap_model(model)
     checkpoint = {
         "format": FORMAT,
@@ -54,6 +70,8 @@ def build_checkpoint(model: nn.Module, **fields: Any) -> dict[str, Any]:
         "architecture": model.architecture,
         "model_args": dict(model.model_args),
         "model_state_dict": model.state_dict(),
+        "score_scale": {**score_scale.to_dict(), "crop_size": model.input_size,
+                        "pixel_normalization": PIXEL_NORMALIZATION},
         "config_name": None,
         "config": None,
         "epoch": None,
@@ -73,10 +91,11 @@ def build_checkpoint(model: nn.Module, **fields: Any) -> dict[str, Any]:
 
 
 def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
-    """Write ``checkpoint`` atomically: a crash leaves the previous file or the complete new one."""
+    """Write ``checkpoint`` with its integrity digest, atomically: a crash leaves the previous file or the
+    complete new one."""
     path = Path(path)
     buffer = io.BytesIO()
-    torch.save(checkpoint, buffer)
+    torch.save({**checkpoint, DIGEST_FIELD: content_digest(checkpoint)}, buffer)
     with atomic_write(path) as handle:
         handle.write(buffer.getbuffer())
     return path
@@ -90,7 +109,9 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found; check the path (per-epoch files are named checkpoints_<epoch>.ckpt)")
+        raise CheckpointError(f"{path}: checkpoint not found; check the path (per-epoch files are named "
+                              "checkpoints_<epoch>.ckpt)")
+    check_archive(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as error:
@@ -124,7 +145,66 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
         if not isinstance(checkpoint.get(field), expected):
             raise CheckpointError(f"{path}: field {field!r} holds a {type(checkpoint.get(field)).__name__}; the "
                                   "file was edited or damaged: use an unmodified checkpoint")
+    if version >= 2:
+        verify_digest(checkpoint, path)
+        _check_scale_fields(checkpoint.get("score_scale"), path)
     return checkpoint
+
+
+def _check_scale_fields(scale: Any, path: Path) -> None:
+    problem = None
+    if not isinstance(scale, dict):
+        problem = f"'score_scale' holds a {type(scale).__name__}"
+    else:
+        for field, expected in _SCALE_FIELD_TYPES.items():
+            if not isinstance(scale.get(field), expected):
+                problem = f"score_scale field {field!r} holds a {type(scale.get(field)).__name__}"
+                break
+    if problem:
+        raise CheckpointError(f"{path}: {problem}; the file was edited or damaged: use an unmodified checkpoint")
+    if scale["pixel_normalization"] != PIXEL_NORMALIZATION:
+        raise CheckpointError(f"{path}: expects pixel normalisation {scale['pixel_normalization']}, but this nnet's "
+                              f"models take {PIXEL_NORMALIZATION}; use a checkpoint written for these models")
+
+
+def score_scale_of(checkpoint: dict[str, Any], source: str | Path) -> MOSNormalizer:
+    """The scale that turns the checkpoint's normalised outputs into scores.
+
+    Format 2 stores it. A format-1 file of ours gets it from the config stored in it, the original
+    code's files get PIPAL's scale; both say so in one logged line.
+    """
+    if checkpoint.get("format") == FORMAT and checkpoint.get("format_version", 0) >= 2:
+        try:
+            return MOSNormalizer.from_dict(checkpoint["score_scale"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"{source}: invalid score_scale ({first_line(error)}); the file was edited or "
+                                  "damaged: use an unmodified checkpoint") from None
+    if checkpoint.get("format") == FORMAT:
+        data = (checkpoint.get("config") or {}).get("data") or {}
+        try:
+            scale = MOSNormalizer(mean=float(data["mos_mean"]), std=float(data["mos_std"]),
+                                  lower_is_better=bool(data.get("lower_is_better", False)),
+                                  dataset=str(data.get("dataset", "")))
+        except (KeyError, TypeError, ValueError):
+            raise CheckpointError(f"{source}: a format-1 checkpoint without the config it was trained with, so its "
+                                  "score scale is unknown; re-save it with this nnet from its training run, or use "
+                                  "another checkpoint") from None
+        log.info("%s: format-1 checkpoint stores no score scale; using its training config's: %s", source,
+                 describe_scale(scale))
+        return scale
+    scale = MOSNormalizer()
+    log.info("%s: original-code checkpoint, which stores no score scale; scores are on PIPAL's MOS scale (%s)",
+             source, describe_scale(scale))
+    return scale
+
+
+def describe_scale(scale: MOSNormalizer) -> str:
+    """``dataset MOS, mean 1448.96, std 121.54, higher is better[, training labels in [a, b]]``."""
+    text = (f"{scale.dataset or 'unnamed dataset'} scores, mean {scale.mean:.6g}, std {scale.std:.6g}, "
+            f"{'lower' if scale.lower_is_better else 'higher'} is better")
+    if scale.label_range is not None:
+        text += f", training labels in [{scale.label_range[0]:.6g}, {scale.label_range[1]:.6g}]"
+    return text
 
 
 def first_line(error: BaseException) -> str:
@@ -161,6 +241,12 @@ def load_weights(model: nn.Module, checkpoint: dict[str, Any], source: str | Pat
     if problems:
         raise CheckpointError(f"{source}: weights do not fit the {model.architecture}: {'; '.join(problems)}; "
                               "use a checkpoint of this architecture and size, as written by nnet or the original code")
+    non_finite = [key for key, value in state_dict.items()
+                  if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    if non_finite:
+        raise CheckpointError(f"{source}: {len(non_finite)} tensors hold NaN or infinite values "
+                              f"({_listing(non_finite)}), so every score would be meaningless; use an earlier "
+                              "checkpoint of the run (did training diverge?)")
     try:
         model.load_state_dict(state_dict)
     except RuntimeError as error:  # e.g. a sparse or complex tensor where a dense real one belongs
@@ -168,11 +254,12 @@ def load_weights(model: nn.Module, checkpoint: dict[str, Any], source: str | Pat
                               "checkpoint") from None
 
 
-def _key_problems(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> list[str]:
-    def listing(keys: list[str]) -> str:
-        more = f" and {len(keys) - _SHOWN} more" if len(keys) > _SHOWN else ""
-        return ", ".join(key if key.isprintable() else repr(key) for key in keys[:_SHOWN]) + more
+def _listing(keys: list[str]) -> str:
+    more = f" and {len(keys) - _SHOWN} more" if len(keys) > _SHOWN else ""
+    return ", ".join(key if key.isprintable() else repr(key) for key in keys[:_SHOWN]) + more
 
+
+def _key_problems(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> list[str]:
     missing = [key for key in expected if key not in found]
     unexpected = [key for key in found if key not in expected]
     misshaped = [
@@ -182,11 +269,11 @@ def _key_problems(expected: dict[str, torch.Tensor], found: dict[str, torch.Tens
     ]
     problems = []
     if missing:
-        problems.append(f"{len(missing)} missing keys ({listing(missing)})")
+        problems.append(f"{len(missing)} missing keys ({_listing(missing)})")
     if unexpected:
-        problems.append(f"{len(unexpected)} unexpected keys ({listing(unexpected)})")
+        problems.append(f"{len(unexpected)} unexpected keys ({_listing(unexpected)})")
     if misshaped:
-        problems.append(f"{len(misshaped)} tensors of the wrong shape ({listing(misshaped)})")
+        problems.append(f"{len(misshaped)} tensors of the wrong shape ({_listing(misshaped)})")
     return problems
 
 
@@ -208,6 +295,14 @@ def model_from_checkpoint(checkpoint: dict[str, Any], source: str | Path) -> Ful
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu", trust: bool = False) -> FullReferenceIQA:
-    """Load an original-format or nnet checkpoint into a ready model, in eval mode, on ``device``."""
-    model = model_from_checkpoint(read_checkpoint(path, trust=trust), path)
+    """Load an original-format or nnet checkpoint into a ready model, in eval mode, on ``device``.
+
+    The model's ``score_scale`` (a :class:`MOSNormalizer`) maps its normalised outputs to scores on
+    the scale it was trained on (see :func:`score_scale_of`); ``checkpoint_digest`` identifies the
+    file's content (None for files without a digest).
+    """
+    checkpoint = read_checkpoint(path, trust=trust)
+    model = model_from_checkpoint(checkpoint, path)
+    model.score_scale = score_scale_of(checkpoint, path)
+    model.checkpoint_digest = checkpoint.get(DIGEST_FIELD)
     return model.to(device).eval()

@@ -15,11 +15,6 @@ import torch.nn.functional as F
 from nnet.data.transforms import AugmentParameters
 
 
-def normalize_pixels(pixels: torch.Tensor) -> torch.Tensor:
-    """uint8 → float32 in [−1, 1], with the same operations as ``to_normalized_tensor``."""
-    return pixels.float().div_(255).sub_(0.5).div_(0.5)
-
-
 def _rotation_grid(angles: Sequence[float], size: int, device: torch.device) -> torch.Tensor:
     """Sampling grids [B, size, size, 2] of torchvision's ``rotate`` (centre, no expansion).
 
@@ -58,6 +53,6 @@ def crop_pairs(references: Sequence[torch.Tensor], distorted: Sequence[torch.Ten
     crops = [
         torch.cat([reference[:, p.top:p.top + crop_size, p.left:p.left + crop_size],
                    image[:, p.top:p.top + crop_size, p.left:p.left + crop_size]])
-        for reference, image, p in zip(references, distorted, parameters)
+        for reference, image, p in zip(references, distorted, parameters, strict=True)
     ]
     return torch.stack(crops)

@@ -1,15 +1,14 @@
-"""TenCrop items that share a reference, so its trunk features are computed once for many pairs."""
+"""TenCrop scoring items that share a reference, so its trunk features are computed once for many pairs."""
 
 from collections.abc import Sequence
 
 import torch
 from torch.utils.data import Dataset
-from torchvision.transforms import functional as F
 
-from nnet.data.datasets import pair_size_problem
+from nnet.data.pair_checks import pair_size_problem
 from nnet.data.images import load_rgb
+from nnet.data.pixels import chw_pixels
 from nnet.data.records import PairRecord
-from nnet.data.batch_augment import normalize_pixels
 from nnet.errors import DataError
 
 
@@ -25,7 +24,8 @@ def group_by_reference(records: Sequence[PairRecord], indices: Sequence[int], gr
 class ReferenceGroups(Dataset):
     """Item: one reference image ``[3, H, W]`` and up to ``group_size`` of its distorted images
     ``[k, 3, H, W]``, as uint8 pixels (17× less to move than their float ten crops), and their
-    ``indices`` into ``records`` ``[k]``. :func:`ten_crops` finishes the job on the model's device."""
+    ``indices`` into ``records`` ``[k]``. :class:`nnet.engine.scoring.TenCropScorer` crops them
+    on the model's device."""
 
     def __init__(self, records: Sequence[PairRecord], crop_size: int = 192, group_size: int = 8,
                  indices: Sequence[int] | None = None) -> None:
@@ -46,16 +46,9 @@ class ReferenceGroups(Dataset):
             problem = pair_size_problem(record, reference.shape[1::-1], pixels.shape[1::-1], self.crop_size)
             if problem:
                 raise DataError(problem)
-            distorted.append(torch.from_numpy(pixels).permute(2, 0, 1))
+            distorted.append(chw_pixels(pixels))
         return {
-            "reference": torch.from_numpy(reference).permute(2, 0, 1).contiguous(),  # [3, H, W] uint8
+            "reference": chw_pixels(reference),  # [3, H, W] uint8
             "distorted": torch.stack(distorted),  # [k, 3, H, W] uint8
             "indices": torch.tensor(members),
         }
-
-
-def ten_crops(pixels: torch.Tensor, crop_size: int) -> torch.Tensor:
-    """uint8 ``[..., 3, H, W]`` → normalised TenCrop ``[..., 10, 3, c, c]`` in torchvision's order,
-    equal to ``ten_crop_pair`` of ``to_normalized_tensor`` images."""
-    crops = F.ten_crop(normalize_pixels(pixels), [crop_size, crop_size])
-    return torch.stack(crops, dim=-4)

@@ -7,9 +7,9 @@ test sets, and the ``output.txt`` a submission writes, so predictions can be rea
 import math
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from nnet.data.problems import ProblemList
 from nnet.errors import DataError

@@ -1,8 +1,8 @@
-"""Map dataset scores to the model's normalized target and back (spec §1)."""
+"""The score scale of a dataset: how its labels map to the model's normalised target and back."""
 
 import math
-from dataclasses import dataclass
-from typing import Sequence, TypeVar
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence, TypeVar
 
 from nnet.data.records import PairRecord
 from nnet.errors import DataError
@@ -18,17 +18,30 @@ class MOSNormalizer:
     """``target = sign · (mos − mean) / std`` with ``sign = −1`` for lower-is-better scores.
 
     The model therefore always predicts "higher is better"; :meth:`denormalize` returns scores on
-    the dataset's own scale (DMOS stays DMOS). The defaults are PIPAL's statistics.
+    the dataset's own scale (DMOS stays DMOS). The defaults are PIPAL's published statistics.
+
+    Attributes:
+        mean, std: the normalisation constants.
+        lower_is_better: the labels are DMOS-like (lower means better quality).
+        dataset: name of the dataset whose scale this is (for reports and checkpoints).
+        label_range: (lowest, highest) label of the training split, when known: the range in
+            which predictions are meaningful.
     """
 
     mean: float = PIPAL_MOS_MEAN
     std: float = PIPAL_MOS_STD
     lower_is_better: bool = False
+    dataset: str = "PIPAL"
+    label_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.mean) and math.isfinite(self.std) and self.std > 0):
             raise ValueError(f"MOSNormalizer needs a finite mean and a positive std, "
                              f"got mean={self.mean}, std={self.std}")
+        if self.label_range is not None:
+            low, high = self.label_range
+            if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+                raise ValueError(f"MOSNormalizer.label_range must be finite (low, high), got {self.label_range}")
 
     @property
     def sign(self) -> float:
@@ -40,9 +53,22 @@ class MOSNormalizer:
     def denormalize(self, score: Score) -> Score:
         return score * self.sign * self.std + self.mean
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (for checkpoints and JSON); :meth:`from_dict` reverses it."""
+        values = asdict(self)
+        values["label_range"] = None if self.label_range is None else list(self.label_range)
+        return values
+
     @classmethod
-    def fit(cls, records: Sequence[PairRecord]) -> "MOSNormalizer":
-        """Mean and std of the labelled ``records`` (use the training split), with their direction.
+    def from_dict(cls, values: dict[str, Any]) -> "MOSNormalizer":
+        label_range = values.get("label_range")
+        return cls(mean=float(values["mean"]), std=float(values["std"]),
+                   lower_is_better=bool(values["lower_is_better"]), dataset=str(values.get("dataset", "")),
+                   label_range=None if label_range is None else (float(label_range[0]), float(label_range[1])))
+
+    @classmethod
+    def fit(cls, records: Sequence[PairRecord], dataset: str = "") -> "MOSNormalizer":
+        """Mean, std and range of the labelled ``records`` (use the training split), with their direction.
 
         For datasets other than PIPAL, whose scores live on other scales (e.g. 1..5).
         """
@@ -59,4 +85,12 @@ class MOSNormalizer:
         if std == 0:
             raise DataError(f"all {len(scores)} training scores equal {mean}; the labels cannot "
                             f"be learned, check the label files")
-        return cls(mean=mean, std=std, lower_is_better=directions.pop())
+        return cls(mean=mean, std=std, lower_is_better=directions.pop(), dataset=dataset,
+                   label_range=(min(scores), max(scores)))
+
+    def with_label_range(self, records: Sequence[PairRecord]) -> "MOSNormalizer":
+        """This scale with ``label_range`` set to the range of the labelled ``records``."""
+        scores = [record.mos for record in records if record.mos is not None]
+        if not scores:
+            return self
+        return MOSNormalizer(self.mean, self.std, self.lower_is_better, self.dataset, (min(scores), max(scores)))

@@ -1,13 +1,16 @@
 """Any full-reference dataset described by a CSV of (reference, distorted, score) rows.
 
 Column names follow common conventions, including pyiqa's meta-info files, so KADID-10k,
-TID2013, LIVE, CSIQ and PIPAL work from their usual CSVs. Paths are relative to ``root``.
+TID2013, LIVE, CSIQ and PIPAL work from their usual CSVs. Paths are relative to ``root`` (references
+to ``ref_root`` when given, as pyiqa's ``dataroot_ref``), and must stay inside it, links resolved.
 """
 
 import csv
 import os
 from pathlib import Path, PurePath
 
+from nnet.data.containment import RootGuard
+from nnet.data.finder import FileFinder
 from nnet.data.labels import CONTROL_CHARACTERS, parse_score, printable
 from nnet.data.problems import ProblemList
 from nnet.data.records import PairRecord
@@ -32,6 +35,9 @@ def scan_pairs_csv(
     distorted_column: str | None = None,
     score_column: str | None = None,
     type_column: str | None = None,
+    ref_root: str | os.PathLike | None = None,
+    ignore_case: bool = False,
+    search_subfolders: bool = False,
 ) -> list[PairRecord]:
     """Index the pairs listed in ``csv_path``, in file order.
 
@@ -39,23 +45,31 @@ def scan_pairs_csv(
         csv_path: a CSV with a header row naming at least a reference and a distorted column
             (any of ``REFERENCE_COLUMNS`` / ``DISTORTED_COLUMNS``, case-insensitive) and usually
             a score column (``SCORE_COLUMNS``); without one every ``mos`` is None.
-        root: folder the paths are relative to; default: the CSV's folder.
+        root: folder the distorted paths (and, without ``ref_root``, the reference paths) are
+            relative to; default: the CSV's folder.
         lower_is_better: the scores are DMOS-like (lower = better). Scores are stored as given
             and the flag travels on each record (see :class:`MOSNormalizer`). The column name is
             not trusted for this: KADID-10k's ``dmos`` column is higher-is-better.
-        allow_outside_root: accept absolute paths and paths with ``..`` leaving ``root``.
+        allow_outside_root: accept absolute paths, paths with ``..`` leaving their folder, and
+            links that lead out of it.
         reference_column, distorted_column, score_column, type_column: explicit column
             names, when the aliases do not find them or find several.
+        ref_root: folder the reference paths are relative to (pyiqa's ``dataroot_ref``).
+        ignore_case: match file names ignoring case (TID2013 spells names both ways).
+        search_subfolders: also look for a plain file name in the immediate subfolders of its
+            folder (CSIQ's download keeps one folder per distortion type).
 
     Raises:
         DataError: listing every unreadable row, bad score, refused path and missing file.
     """
     csv_path = Path(csv_path)
     root = csv_path.parent if root is None else Path(root)
+    ref_root = root if ref_root is None else Path(ref_root)
     if not csv_path.is_file():
         raise DataError(f"{csv_path}: CSV file not found; check the dataset's csv path")
-    if not root.is_dir():
-        raise DataError(f"{root}: image root of {csv_path} is not a folder; check the root path")
+    for folder, role in ((root, "image root"), (ref_root, "reference folder")):
+        if not folder.is_dir():
+            raise DataError(f"{folder}: {role} of {csv_path} is not a folder; check the root path")
     header_line, *rows = _read_rows(csv_path)
     header = [column.strip().lower() for column in header_line[1]]
     reference_at = _column(header, reference_column, REFERENCE_COLUMNS, "reference_column",
@@ -68,8 +82,10 @@ def scan_pairs_csv(
                       required=False)
 
     problems = ProblemList(f"Pairs CSV {csv_path}")
+    distorted_folder = _Folder(root, allow_outside_root, ignore_case, search_subfolders)
+    reference_folder = distorted_folder if ref_root == root else _Folder(ref_root, allow_outside_root, ignore_case,
+                                                                         search_subfolders)
     records = []
-    exists: dict[Path, bool] = {}
     for line, row in rows:
         if not any(cell.strip() for cell in row):
             continue
@@ -83,16 +99,15 @@ def scan_pairs_csv(
         if score_at is not None and score is None:
             problems.add(f"{where}: score {row[score_at]!r} is not a finite number; fix the row")
             continue
-        paths = [_resolve(entry, root, allow_outside_root, where, problems)
-                 for entry in (reference_entry, distorted_entry)]
+        entries = [(reference_folder, reference_entry), (distorted_folder, distorted_entry)]
+        relative = [_relative_path(entry, folder.root, allow_outside_root, where, problems)
+                    for folder, entry in entries]
+        if None in relative:
+            continue
+        paths = [folder.locate(path, entry, where, problems)
+                 for (folder, entry), path in zip(entries, relative, strict=True)]
         if None in paths:
             continue
-        for path in paths:
-            if path not in exists:
-                exists[path] = path.is_file()
-            if not exists[path]:
-                problems.add(f"{where}: image {path} not found; check the root ({root}) "
-                             f"or the row")
         records.append(PairRecord(
             reference=paths[0],
             distorted=paths[1],
@@ -101,11 +116,35 @@ def scan_pairs_csv(
             reference_name=reference_entry,
             distortion_type=None if type_at is None else row[type_at].strip() or None,
             lower_is_better=lower_is_better,
+            source=where,
         ))
     if not records and not problems:
         problems.add(f"{csv_path}: no rows after the header; add one row per pair")
     problems.raise_if_any()
     return records
+
+
+class _Folder:
+    """One folder the paths of a column are relative to: file lookup and link checks."""
+
+    def __init__(self, root: Path, allow_outside_root: bool, ignore_case: bool, search_subfolders: bool) -> None:
+        self.root = root
+        self.finder = FileFinder(root, ignore_case, search_subfolders)
+        self.guard = RootGuard(root, allow_outside_root)
+        self.matching = " (names matched ignoring case)" if ignore_case else ""
+
+    def locate(self, relative: PurePath, entry: str, where: str, problems: ProblemList) -> Path | None:
+        """The file ``relative`` (``entry`` as written) names, or None after adding the problem to ``problems``."""
+        found = self.finder.find(relative)
+        if not found:
+            problems.add(f"{where}: image {self.root / relative} not found{self.matching}; check the root "
+                         f"({self.root}) or the row")
+            return None
+        if len(found) > 1:
+            problems.add(f"{where}: {entry!r} names {len(found)} files ({', '.join(map(str, found[:3]))}); "
+                         f"keep one of them")
+            return None
+        return found[0] if self.guard.check(found[0], problems, where) else None
 
 
 def _read_rows(csv_path: Path) -> list[tuple[int, list[str]]]:
@@ -144,9 +183,9 @@ def _column(header: list[str], explicit: str | None, aliases: tuple[str, ...], o
     return None
 
 
-def _resolve(entry: str, root: Path, allow_outside_root: bool, where: str,
-             problems: ProblemList) -> Path | None:
-    """``root / entry``, refusing empty entries and (unless allowed) paths that leave ``root``."""
+def _relative_path(entry: str, root: Path, allow_outside_root: bool, where: str,
+                   problems: ProblemList) -> PurePath | None:
+    """``entry`` normalised, refusing empty entries and (unless allowed) paths that leave ``root``."""
     if not entry:
         problems.add(f"{where}: empty image path; fill in the row or delete it")
         return None
@@ -159,4 +198,4 @@ def _resolve(entry: str, root: Path, allow_outside_root: bool, where: str,
         problems.add(f"{where}: path {entry!r} leaves the dataset root {root}; use a path "
                      f"relative to the root, or set data.allow_outside_root=True if this is intended")
         return None
-    return root / relative
+    return relative

@@ -12,9 +12,10 @@ Layout (see ``datasets/README.md``)::
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
+from nnet.data.containment import RootGuard
 from nnet.data.labels import Label, read_label_files
 from nnet.data.problems import ProblemList
 from nnet.data.records import PairRecord
@@ -30,6 +31,7 @@ def scan_pipal_train(
     ref_dir: str = "Train_Ref",
     label_dir: str = "Train_Label",
     distortion_dirs: Sequence[str] | None = None,
+    allow_outside_root: bool = False,
 ) -> list[PairRecord]:
     """Index PIPAL's training part, sorted by distorted-image name.
 
@@ -38,24 +40,29 @@ def scan_pipal_train(
         ref_dir, label_dir: sub-folders with the references and the ``*.txt`` label files.
         distortion_dirs: sub-folders with distorted images; by default every ``Distortion<N>``
             and ``Distortion_<N>`` folder of ``root``.
+        allow_outside_root: accept folders and files that are links leading out of ``root``.
 
     Raises:
         DataError: listing every missing folder, unlabelled image, label without an image,
             malformed label line and missing reference found.
     """
     root = _existing_root(root)
+    guard = RootGuard(root, allow_outside_root)
     problems = ProblemList(f"PIPAL training data in {root}")
-    references = _list_images(_subfolder(root, ref_dir, problems))
-    label_folder = _subfolder(root, label_dir, problems)
+    ref_folder = _subfolder(root, ref_dir, problems, guard)
+    label_folder = _subfolder(root, label_dir, problems, guard)
     if distortion_dirs is None:
         distortion_dirs = _find_distortion_dirs(root, problems)
-    distortion_folders = [_subfolder(root, name, problems) for name in distortion_dirs]
+    distortion_folders = [_subfolder(root, name, problems, guard) for name in distortion_dirs]
     problems.raise_if_any()
 
-    distorted = _list_distorted(distortion_folders, problems)
+    references = _list_images(ref_folder, guard, problems)
+    distorted = _list_distorted(distortion_folders, guard, problems)
     label_files = sorted(p for p in label_folder.iterdir() if p.suffix.lower() == ".txt")
     if not label_files:
         problems.add(f"{label_folder}: no *.txt label file; add PIPAL's Train_Label files")
+    for path in label_files:
+        guard.check(path, problems)
     labels = read_label_files(label_files, problems)
     records = _pair(distorted, references, root / ref_dir, labels, f"{label_folder}/*.txt",
                     f"{root}/Distortion*", problems)
@@ -68,23 +75,28 @@ def scan_pipal_test(
     ref_dir: str = "NTIRE2022_FR_Testing_Ref",
     dist_dir: str = "NTIRE2022_FR_Testing_Dis",
     labels: str | os.PathLike | None = None,
+    allow_outside_root: bool = False,
 ) -> list[PairRecord]:
     """Index a flat NTIRE-style part (one folder of references, one of distorted images).
 
     The reference of ``A0000_10_00.bmp`` is ``<ref_dir>/A0000.bmp`` (the name up to the first
     underscore). ``labels`` is an optional ``name,score`` file; without it every ``mos`` is None.
-    With it, unlabelled images and labels without images are errors.
+    With it, unlabelled images and labels without images are errors. The label file may lie
+    anywhere (NTIRE kept them apart); folders and images must not lead out of ``root`` through links
+    unless ``allow_outside_root``.
     """
     root = _existing_root(root)
+    guard = RootGuard(root, allow_outside_root)
     problems = ProblemList(f"PIPAL part {dist_dir} in {root}")
-    references = _list_images(_subfolder(root, ref_dir, problems))
-    distorted_folder = _subfolder(root, dist_dir, problems)
+    ref_folder = _subfolder(root, ref_dir, problems, guard)
+    distorted_folder = _subfolder(root, dist_dir, problems, guard)
     labels_path = None if labels is None else Path(labels)
     if labels_path is not None and not labels_path.is_file():
         problems.add(f"{labels_path}: label file not found; check the path or leave it unset")
     problems.raise_if_any()
 
-    distorted = _list_distorted([distorted_folder], problems)
+    references = _list_images(ref_folder, guard, problems)
+    distorted = _list_distorted([distorted_folder], guard, problems)
     parsed = None if labels_path is None else read_label_files([labels_path], problems)
     records = _pair(distorted, references, root / ref_dir, parsed, str(labels_path),
                     str(distorted_folder), problems)
@@ -108,10 +120,12 @@ def _layout_hint(root: Path) -> str:
     return LAYOUT_HINT
 
 
-def _subfolder(root: Path, name: str, problems: ProblemList) -> Path:
+def _subfolder(root: Path, name: str, problems: ProblemList, guard: RootGuard) -> Path:
     folder = root / name
     if not folder.is_dir():
         problems.add(f"{folder}: folder not found; {_layout_hint(root)}")
+    else:
+        guard.check(folder, problems)
     return folder
 
 
@@ -124,19 +138,21 @@ def _find_distortion_dirs(root: Path, problems: ProblemList) -> list[str]:
     return sorted(found, key=lambda name: (int(DISTORTION_DIR.match(name).group(1)), name))
 
 
-def _list_images(folder: Path) -> dict[str, Path]:
-    """Map file name to path for the image files of ``folder`` (hidden files ignored)."""
-    if not folder.is_dir():
-        return {}
-    return {entry.name: Path(entry.path) for entry in os.scandir(folder)
-            if not entry.name.startswith(".") and entry.is_file()
-            and os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES}
+def _list_images(folder: Path, guard: RootGuard, problems: ProblemList) -> dict[str, Path]:
+    """Map file name to path for the image files of ``folder`` (hidden files ignored). Links that lead
+    out of the root are problems (kept in the map, so that their pairs raise no second problem)."""
+    with os.scandir(folder) as entries:
+        images = [entry for entry in entries if not entry.name.startswith(".") and entry.is_file()
+                  and os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES]
+    for entry in images:
+        guard.check(Path(entry.path), problems, is_link=entry.is_symlink())
+    return {entry.name: Path(entry.path) for entry in images}
 
 
-def _list_distorted(folders: Sequence[Path], problems: ProblemList) -> dict[str, Path]:
+def _list_distorted(folders: Sequence[Path], guard: RootGuard, problems: ProblemList) -> dict[str, Path]:
     distorted: dict[str, Path] = {}
     for folder in folders:
-        for name, path in _list_images(folder).items():
+        for name, path in _list_images(folder, guard, problems).items():
             if name in distorted:
                 problems.add(f"{path}: same name as {distorted[name]}; keep one of the two")
                 continue
@@ -184,6 +200,7 @@ def _pair(
             name=name,
             reference_name=reference_name,
             distortion_type=parts[1] if len(parts) >= 3 else None,
+            source=None if label is None else f"{label.source}:{label.line}",
         ))
     for name, label in (labels or {}).items():
         if name not in distorted:

@@ -22,6 +22,8 @@ class PairRecord:
         lower_is_better: True when ``mos`` is a DMOS-like score (lower means better quality);
             :class:`~nnet.data.normalize.MOSNormalizer` flips the sign so that a model always
             predicts "higher is better".
+        source: where ``mos`` was read (``file:line``, or ``file: entry N`` for a MATLAB file),
+            so that a problem found later (a score out of range) can point at it.
     """
 
     reference: Path
@@ -31,3 +33,4 @@ class PairRecord:
     reference_name: str
     distortion_type: str | None
     lower_is_better: bool = False
+    source: str | None = None

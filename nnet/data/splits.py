@@ -1,10 +1,20 @@
-"""Reference-disjoint train/validation splits."""
+"""Reference-disjoint, seeded train/validation(/test) splits, as IQA papers make them."""
 
 import random
-from typing import Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from nnet.data.records import PairRecord
 from nnet.errors import ConfigError, DataError
+
+
+@dataclass(frozen=True)
+class Split:
+    """The three parts of a dataset; no reference has images in two of them."""
+
+    train: list[PairRecord]
+    validation: list[PairRecord]
+    test: list[PairRecord]
 
 
 def split_by_reference(
@@ -17,18 +27,55 @@ def split_by_reference(
     on the set of reference paths and ``seed`` (not on record order or hash randomization); both
     halves keep the order of ``records``. ``val_fraction = 0`` puts everything in training.
     """
-    if not 0.0 <= val_fraction < 1.0:
-        raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}; "
-                          f"use e.g. 0.1 for a 90/10 split or 0 to train on everything")
+    split = split_three_ways(records, val_fraction, 0.0, seed)
+    return split.train, split.validation
+
+
+def split_three_ways(records: Sequence[PairRecord], val_fraction: float, test_fraction: float,
+                     seed: int) -> Split:
+    """Split ``records`` by reference into training, validation and test parts (e.g. 0.2 and 0.2: 6:2:2).
+
+    The references are shuffled with ``seed``; the first ``round(test_fraction · n)`` form the test
+    part, the next ``round(val_fraction · n)`` the validation part (each at least one when its
+    fraction is positive; at least one reference always stays for training). The test part thus
+    depends only on ``test_fraction`` and ``seed``: runs with other validation fractions are tested on
+    the same references. With ``test_fraction = 0`` this is :func:`split_by_reference`. Every part
+    keeps the order of ``records``.
+    """
+    _check_fraction("val_fraction", val_fraction, "use e.g. 0.1 for a 90/10 split or 0 to train on everything")
+    _check_fraction("test_fraction", test_fraction, "use e.g. 0.2 for a 6:2:2 split with val_fraction=0.2, or 0")
+    if val_fraction + test_fraction >= 1.0:
+        raise ConfigError(f"val_fraction + test_fraction must be below 1, got {val_fraction} + {test_fraction}; "
+                          "leave references for training (e.g. 0.2 + 0.2)")
     references = sorted({str(record.reference) for record in records})
-    if val_fraction == 0.0 or not references:
-        return list(records), []
-    if len(references) < 2:
-        raise DataError(f"cannot split {len(references)} reference into train and validation; "
-                        f"use val_fraction=0")
-    val_count = min(max(round(val_fraction * len(references)), 1), len(references) - 1)
+    held_out = [fraction for fraction in (test_fraction, val_fraction) if fraction > 0]
+    if not held_out or not references:
+        return Split(list(records), [], [])
+    if len(references) <= len(held_out):
+        parts = ["train"] + ["validation"] * (val_fraction > 0) + ["test"] * (test_fraction > 0)
+        zeros = " and ".join(f"{name}=0" for name, fraction in (("val_fraction", val_fraction),
+                                                                ("test_fraction", test_fraction)) if fraction > 0)
+        raise DataError(f"cannot split {len(references)} reference{'s' * (len(references) > 1)} into "
+                        f"{', '.join(parts[:-1])} and {parts[-1]}; use {zeros} or a dataset with more references")
+    test_count = _count(test_fraction, len(references), reserved=1 + (val_fraction > 0))
+    val_count = _count(val_fraction, len(references), reserved=1 + test_count)
     random.Random(seed).shuffle(references)
-    val_references = set(references[:val_count])
-    train = [record for record in records if str(record.reference) not in val_references]
-    val = [record for record in records if str(record.reference) in val_references]
-    return train, val
+    test_references = set(references[:test_count])
+    val_references = set(references[test_count:test_count + val_count])
+    parts: dict[str, list[PairRecord]] = {"train": [], "validation": [], "test": []}
+    for record in records:
+        key = str(record.reference)
+        parts["test" if key in test_references else "validation" if key in val_references else "train"].append(record)
+    return Split(**parts)
+
+
+def _count(fraction: float, references: int, reserved: int) -> int:
+    """References for a part of ``fraction``: at least one when positive, leaving ``reserved`` for the others."""
+    if fraction == 0:
+        return 0
+    return min(max(round(fraction * references), 1), references - reserved)
+
+
+def _check_fraction(name: str, fraction: float, hint: str) -> None:
+    if not 0.0 <= fraction < 1.0:
+        raise ConfigError(f"{name} must be in [0, 1), got {fraction}; {hint}")

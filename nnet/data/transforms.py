@@ -1,7 +1,7 @@
-"""Pixel preprocessing and the paired augmentations of the original training and inference.
+"""The paired augmentations of the original training and inference, and the per-sample seeds.
 
 Reference and distorted image always receive the same geometric transform: they are stacked
-into one 6-channel tensor, transformed once, and split again (spec §9 and §11).
+into one 6-channel tensor, transformed once, and split again, as the original code did.
 """
 
 from collections.abc import Sequence
@@ -11,13 +11,6 @@ import numpy as np
 import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as F
-
-
-def to_normalized_tensor(image: np.ndarray) -> torch.Tensor:
-    """uint8 ``[H, W, 3]`` → float32 ``[3, H, W]`` in [−1, 1]: ``ToTensor`` then
-    ``Normalize(0.5, 0.5)`` (spec §1), with no intermediate PIL or float64 copy."""
-    pixels = torch.from_numpy(image).permute(2, 0, 1).contiguous()  # [3, H, W] uint8
-    return pixels.float().div_(255).sub_(0.5).div_(0.5)
 
 
 @dataclass(frozen=True)
@@ -92,16 +85,11 @@ def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state))
 
 
-def center_crop_pair(reference: torch.Tensor, distorted: torch.Tensor,
-                     crop_size: int = 192) -> tuple[torch.Tensor, torch.Tensor]:
-    """The central ``[3, crop, crop]`` window of both images (a fast, deterministic evaluation)."""
-    pair = F.center_crop(torch.cat([reference, distorted]), [crop_size, crop_size])  # [6, c, c]
-    return pair[:3], pair[3:]
-
-
 def ten_crop_pair(reference: torch.Tensor, distorted: torch.Tensor,
                   crop_size: int = 192) -> tuple[torch.Tensor, torch.Tensor]:
-    """torchvision ``TenCrop`` of both images at the same positions (spec §11).
+    """torchvision ``TenCrop`` of both images at the same positions (the NTIRE scoring protocol), one
+    pair at a time as the original code did: the benchmark's plain baseline. Scoring itself goes
+    through ``nnet.data.pixels.ten_crops``.
 
     Order: top-left, top-right, bottom-left, bottom-right, centre, then the same five of the
     horizontally flipped image. Returns two ``[10, 3, crop, crop]`` tensors.

@@ -1,14 +1,16 @@
 """Give a freshly built model's trunk its weights, as the config asks (``model.backbone_weights``)."""
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
 from huggingface_hub import try_to_load_from_cache
 
 from nnet.config import ModelConfig
-from nnet.data import MOSNormalizer, PairDataset, PairRecord
+from nnet.data import MOSNormalizer, PairRecord
+from nnet.data.batch_builder import PairBatchBuilder
+from nnet.data.image_store import ImageFiles
 from nnet.models import FullReferenceIQA
 from nnet.models.backbone import TIMM_HUB_TAG
 
@@ -55,18 +57,15 @@ def prepare_backbone(model: FullReferenceIQA, model_config: ModelConfig, trainin
     return "backbone: RANDOM weights, uncalibrated (tests only)"
 
 
-def calibration_batches(records: Sequence[PairRecord], images: int, crop_size: int):
-    """Centre crops of evenly spaced training pairs (reference and distorted), in batches."""
+def calibration_batches(records: Sequence[PairRecord], images: int, crop_size: int) -> Iterator[torch.Tensor]:
+    """Centre crops of evenly spaced training pairs, in batches of ``CALIBRATION_BATCH`` images
+    ordered reference, distorted, reference, distorted, …"""
     pairs = max(1, min(len(records), images // 2))
     chosen = [records[round(i * (len(records) - 1) / max(1, pairs - 1))] for i in range(pairs)]
     # Targets are not used here; the normalizer only has to agree with the records' score direction.
     normalizer = MOSNormalizer(lower_is_better=chosen[0].lower_is_better)
-    dataset = PairDataset(chosen, normalizer, mode="eval", crop_size=crop_size)
-    stack: list[torch.Tensor] = []
-    for item in dataset:
-        stack += [item["reference"], item["distorted"]]
-        if len(stack) >= CALIBRATION_BATCH:
-            yield torch.stack(stack)
-            stack = []
-    if stack:
-        yield torch.stack(stack)
+    builder = PairBatchBuilder(chosen, ImageFiles(), normalizer, crop_size)
+    per_batch = CALIBRATION_BATCH // 2
+    for start in range(0, len(chosen), per_batch):
+        crops = builder.center_crops(range(start, min(start + per_batch, len(chosen))))
+        yield torch.stack([crops["reference"], crops["distorted"]], dim=1).flatten(0, 1)  # [2k, 3, c, c]

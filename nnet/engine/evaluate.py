@@ -1,91 +1,62 @@
-"""TenCrop scoring of a list of pairs, and metrics on the pooled predictions."""
+"""``--mode evaluation``: metrics of a checkpoint on a labelled split of the config's dataset."""
 
-import json
 import logging
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader
-from tqdm import tqdm
 
-from nnet.checkpoint import unwrap_model
-from nnet.data import MOSNormalizer, PairRecord
-from nnet.data.grouped import ReferenceGroups, ten_crops
-from nnet.engine.distributed import Runtime, gather_objects
-from nnet.engine.precision import Precision
-from nnet.fileio import atomic_write_text
-from nnet.metrics import correlation_metrics, format_metrics_table, per_group_metrics
-from nnet.models import FullReferenceIQA
+from nnet.config import Config, resolve_num_workers
+from nnet.data import PairRecord
+from nnet.engine.distributed import Runtime
+from nnet.engine.preflight import REPORT_BYTES, check_output_folder
+from nnet.engine.reports import describe_report, evaluation_report, save_evaluation
+from nnet.data.presets import locate
+from nnet.engine.run_data import test_data, training_data, uses_ntire_test_part
+from nnet.engine.scoring import load_scorer
+from nnet.errors import DataError
 
 log = logging.getLogger(__name__)
 
 
-@torch.no_grad()
-def predict_mos(model: torch.nn.Module, records: Sequence[PairRecord], normalizer: MOSNormalizer, runtime: Runtime,
-                crop_size: int = 192, batch_size: int = 4, num_workers: int = 0, progress: bool = False,
-                precision: Precision | None = None) -> np.ndarray:
-    """MOS predicted for every record: the mean over the ten crops (spec §11), eval mode, exact fp32
-    unless ``precision`` asks for autocast.
-
-    Pairs are scored in groups of up to ``batch_size`` distorted images of one reference, whose
-    trunk features and decoder stream are computed once per group (identical scores, far fewer
-    trunk passes).
-    Under torchrun each rank scores every ``world_size``-th record and the results are gathered,
-    so every rank returns the full array in ``records`` order.
-    """
-    network: FullReferenceIQA = unwrap_model(model)
-    was_training = network.training
-    network.eval()
-    shard = range(runtime.rank, len(records), runtime.world_size)
-    dataset = ReferenceGroups(records, crop_size, group_size=batch_size, indices=shard)
-    loader = DataLoader(dataset, batch_size=None, num_workers=num_workers, pin_memory=runtime.device.type == "cuda")
-    indices: list[int] = []
-    scores: list[float] = []
-    precision = precision or Precision(runtime.device.type, None)
-    # A GPU scores a whole group per call; a CPU one pair's ten crops at a time, so that the
-    # activations stay in its caches (2 cores, groups of 16: 2.2× the plain path instead of 1.35×).
-    pairs_per_call = batch_size if runtime.device.type == "cuda" else 1
-    for group in tqdm(loader, desc="scoring", unit="group", disable=not (progress and runtime.is_main), leave=False):
-        distorted = ten_crops(group["distorted"].to(runtime.device, non_blocking=True), crop_size)  # [k, 10, 3, c, c]
-        reference = ten_crops(group["reference"].to(runtime.device, non_blocking=True), crop_size)  # [10, 3, c, c]
-        with precision.autocast():
-            context = network.reference_context(network.extract_features(reference))
-            normalized = torch.cat([
-                network.score_against(context, network.extract_features(part.flatten(0, 1))).float()
-                for part in distorted.split(pairs_per_call)])  # [k·10, 1]
-        scores += normalizer.denormalize(normalized.view(distorted.shape[:2])).mean(dim=1).tolist()
-        indices += group["indices"].tolist()
-    network.train(was_training)
-    predictions = np.full(len(records), np.nan)
-    for part_indices, part_scores in gather_objects(runtime, (indices, scores)):
-        predictions[part_indices] = part_scores
-    return predictions
+def labelled_split(config: Config, runtime: Runtime, split: str) -> list[PairRecord]:
+    """The records of ``split``: ``validation``, ``train`` or ``test`` (PIPAL: the NTIRE test part, with
+    labels; other datasets: the references held out by ``data.test_fraction``)."""
+    root = locate(config.data).root
+    if split == "test" and uses_ntire_test_part(config.data):
+        records = test_data(config.data, runtime)
+        if any(record.mos is None for record in records):
+            raise DataError(f"{root}/{config.data.test_dist_dir}: the test part has no labels; "
+                            "set data.test_labels to a name,score file or evaluate --split validation")
+        return records
+    data = training_data(config.data, runtime)
+    records = {"validation": data.validation, "train": data.train, "test": data.test}[split]
+    if not records:
+        fraction = "test_fraction" if split == "test" else "val_fraction"
+        raise DataError(f"{root}: the {split} split is empty; set data.{fraction} (e.g. --set data.{fraction}=0.2) "
+                        "or evaluate another split")
+    return records
 
 
-def evaluation_report(records: Sequence[PairRecord], predictions: np.ndarray) -> dict[str, Any]:
-    """Overall and per-distortion-type metrics of ``predictions`` against the records' MOS."""
-    mos = np.array([record.mos for record in records], dtype=float)
-    types = [record.distortion_type or "all" for record in records]
-    return {
-        "overall": correlation_metrics(predictions, mos),
-        "per_distortion_type": per_group_metrics(predictions, mos, types),
-    }
+def evaluate(config: Config, runtime: Runtime, checkpoint: Path, split: str = "validation",
+             trust: bool = False) -> dict | None:
+    """Score ``split`` with the checkpoint, log the metrics and save them beside the checkpoints (main process)."""
+    check_output_folder(config.callback_path, REPORT_BYTES, "callback_path")
+    records = labelled_split(config, runtime, split)
+    scorer, model = load_scorer(checkpoint, config, runtime, trust)
+    predictions = scorer.score_records(records, model.score_scale, runtime, config.batch_size_eval,
+                                       resolve_num_workers(config.num_workers), progress=True)
+    if not runtime.is_main:
+        return None
+    return write_report(Path(config.callback_path) / f"evaluation_{checkpoint.stem}_{split}.json", records,
+                        predictions, checkpoint, split, model.checkpoint_digest)
 
 
-def save_evaluation(path: str | Path, report: dict[str, Any], records: Sequence[PairRecord],
-                    predictions: np.ndarray, extra: dict[str, Any]) -> None:
-    """Metrics and every prediction as JSON, written atomically."""
-    document = {
-        **extra,
-        **report,
-        "predictions": {record.name: {"predicted": float(score), "mos": record.mos}
-                        for record, score in zip(records, predictions)},
-    }
-    atomic_write_text(path, json.dumps(document, indent=2, allow_nan=True))
-
-
-def describe_report(report: dict[str, Any]) -> str:
-    return format_metrics_table(report["overall"], report["per_distortion_type"])
+def write_report(path: Path, records: list[PairRecord], predictions: np.ndarray, checkpoint: Path, split: str,
+                 digest: str | None) -> dict:
+    """Metrics of ``predictions``, logged and saved as JSON at ``path``."""
+    report = evaluation_report(records, predictions)
+    save_evaluation(path, report, records, predictions,
+                    {"checkpoint": str(checkpoint), "checkpoint_digest": digest, "split": split})
+    log.info("%s metrics of %s (pooled over %d pairs):\n%s\nsaved to %s", split, checkpoint.name, len(records),
+             describe_report(report), path)
+    return report

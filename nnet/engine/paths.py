@@ -1,16 +1,24 @@
 """Where a run's checkpoints live, and how ``--checkpoint`` names one."""
 
 import logging
+import os
 import re
 from pathlib import Path
 
 from nnet.checkpoint import read_checkpoint
 from nnet.config import Config
+from nnet.engine.run_data import SPLIT_FILE
+from nnet.engine.submission import OUTPUT_NAME, README_NAME, ZIP_NAME
 from nnet.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 _EPOCH_FILE = re.compile(r"^checkpoints_(\d+)\.ckpt$")
-_EPOCH_TEMPORARY = re.compile(r"^\.checkpoints_\d+\.ckpt\..+\.tmp$")  # nnet.fileio.atomic_write's names
+# The files training, swa and generation write through nnet.fileio.atomic_write, whose temporary copies are
+# named ``.<name>.<random>.tmp``. Evaluation reports and predict outputs are not listed: those writers take
+# no run-folder lock and may be writing beside a locked run.
+_LOCKED_OUTPUTS = "|".join([r"checkpoints_[\w-]+\.ckpt", *(re.escape(name) for name in (
+    SPLIT_FILE, OUTPUT_NAME, README_NAME, ZIP_NAME, "test_evaluation.json"))])  # the last: generation's report
+_STALE_TEMPORARY = re.compile(rf"^\.(?:{_LOCKED_OUTPUTS})\.[a-z0-9_]+\.tmp$")
 
 
 def checkpoint_path(config: Config, label: int | str) -> Path:
@@ -29,14 +37,14 @@ def epoch_checkpoints(config: Config) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def remove_stale_temporaries(config: Config) -> list[Path]:
-    """Delete the temporary per-epoch checkpoint files a killed run left in the callback folder.
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary copies that killed trainings, averagings and generations left in ``folder``.
 
-    Only ``.checkpoints_<epoch>.ckpt.*.tmp`` names match: an averaging or evaluation running beside
-    the training writes other names, which stay untouched.
+    Call it only while holding the folder's run lock (nnet.engine.run_lock), so that no writer of
+    those files is alive; temporaries of evaluation reports and predict outputs are left alone.
     """
-    folder = Path(config.callback_path)
-    stale = [path for path in folder.iterdir() if _EPOCH_TEMPORARY.match(path.name)] if folder.is_dir() else []
+    folder = Path(folder)
+    stale = sorted(path for path in folder.iterdir() if _STALE_TEMPORARY.match(path.name)) if folder.is_dir() else []
     for path in stale:
         path.unlink(missing_ok=True)
         log.info("removed %s, left by an interrupted run", path)

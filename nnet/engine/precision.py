@@ -8,15 +8,17 @@ import torch
 
 from nnet.config import Config
 
-DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+DTYPES = {"fp32": None, "tf32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
 class Precision:
-    """Autocast to ``dtype`` on ``device_type``, or exact fp32 (``dtype`` None: TF32 off on CUDA)."""
+    """Autocast to ``dtype`` on ``device_type``, or fp32 (``dtype`` None): exact (TF32 off on CUDA)
+    unless ``tf32`` lets CUDA's convolutions and matrix products round their inputs to TF32."""
 
     device_type: str
     dtype: torch.dtype | None
+    tf32: bool = False
 
     @contextlib.contextmanager
     def autocast(self) -> Iterator[None]:
@@ -26,7 +28,7 @@ class Precision:
             return
         # PyTorch lets cuDNN convolutions use TF32 by default (10-bit mantissa): fp32 means fp32 here.
         saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = self.tf32
         try:
             yield
         finally:
@@ -49,5 +51,5 @@ def training_precision(config: Config, device: torch.device) -> Precision:
 
 
 def scoring_precision(name: str, device: torch.device) -> Precision:
-    """Evaluation/generation/predict: exact fp32 unless an autocast dtype is asked for (CUDA or CPU bf16)."""
-    return Precision(device.type, DTYPES[name])
+    """Evaluation/generation/predict: exact fp32 unless TF32 or an autocast dtype is asked for."""
+    return Precision(device.type, DTYPES[name], tf32=name == "tf32")

@@ -1,28 +1,40 @@
-"""Which pairs a run uses, as its config says: training/validation split, test set, normalizer."""
+"""Which pairs a run uses, as its config says: the dataset's split, its score scale, the NTIRE test part,
+and the record of the split (``split.json``) kept beside the checkpoints."""
 
+import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from nnet.config import DataConfig
-from nnet.data import MOSNormalizer, PairRecord, scan_pairs_csv, scan_pipal_test, scan_pipal_train, split_by_reference
+from nnet.config import Config, DataConfig
+from nnet.data import PIPAL_MOS_MEAN, PIPAL_MOS_STD, MOSNormalizer, PairRecord, scan_pipal_test
+from nnet.data.label_checks import refuse_out_of_range
+from nnet.data.presets import PRESETS, locate, read_dataset
+from nnet.data.splits import Split, split_three_ways
 from nnet.data.synthetic import generate_synthetic_pipal
 from nnet.engine.distributed import Runtime, barrier
-from nnet.errors import DataError
+from nnet.errors import ConfigError, DataError
+from nnet.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
+
+SPLIT_FILE = "split.json"
 
 
 @dataclass(frozen=True)
 class TrainingData:
+    """The labelled pairs of a run, split by reference, and the score scale the model learns them on."""
+
     train: list[PairRecord]
     validation: list[PairRecord]
     normalizer: MOSNormalizer
+    test: list[PairRecord] = field(default_factory=list)
 
 
 def ensure_synthetic_dataset(data: DataConfig, runtime: Runtime) -> None:
-    """Write the synthetic PIPAL tree at ``data.root`` when the config asks for one and it is absent."""
-    root = Path(data.root)
+    """Write the synthetic PIPAL tree at the data root when the config asks for one and it is absent."""
+    root = locate(data).root
     if data.synthetic and not root.exists():
         if runtime.is_main:
             summary = generate_synthetic_pipal(root, refs=data.synthetic_refs,
@@ -32,27 +44,111 @@ def ensure_synthetic_dataset(data: DataConfig, runtime: Runtime) -> None:
         barrier(runtime)
 
 
-def normalizer_for(data: DataConfig) -> MOSNormalizer:
-    return MOSNormalizer(mean=data.mos_mean, std=data.mos_std, lower_is_better=data.lower_is_better)
+def dataset_split(data: DataConfig) -> Split:
+    """Every labelled pair of the dataset, split by reference into training, validation and test parts."""
+    records = read_dataset(data)
+    unlabelled = [record for record in records if record.mos is None]
+    if unlabelled:
+        raise DataError(f"{locate(data).table}: {len(unlabelled)} pair(s) have no score (e.g. {unlabelled[0].name}); "
+                        "training and evaluation need one per pair: add a score column (mos, dmos, score, ...)")
+    return split_three_ways(records, data.val_fraction, data.test_fraction, data.split_seed)
+
+
+def normalizer_for(data: DataConfig, train: Sequence[PairRecord] | None = None) -> MOSNormalizer:
+    """The score scale a run on ``data`` learns: PIPAL's published constants for PIPAL (the NTIRE recipe),
+    the mean and std of the training labels for every other dataset; ``data.mos_mean`` / ``data.mos_std``
+    win when set. ``train`` is the training split (read from ``data`` when a fit needs it and it is not
+    given); with it, the scale carries the range of the training labels.
+    """
+    source = locate(data)
+    needs_fit = source.preset is not PRESETS["pipal"] and (data.mos_mean is None or data.mos_std is None)
+    if needs_fit and train is None:
+        train = dataset_split(data).train
+    if needs_fit:
+        default = MOSNormalizer.fit(train, dataset=source.title)
+    else:
+        default = MOSNormalizer(PIPAL_MOS_MEAN, PIPAL_MOS_STD, source.lower_is_better, source.title)
+    scale = MOSNormalizer(default.mean if data.mos_mean is None else data.mos_mean,
+                          default.std if data.mos_std is None else data.mos_std,
+                          source.lower_is_better, source.title)
+    return scale if train is None else scale.with_label_range(train)
 
 
 def training_data(data: DataConfig, runtime: Runtime) -> TrainingData:
-    """The labelled pairs, split reference-disjointly into training and validation."""
+    """The labelled pairs, split reference-disjointly, with their score scale."""
     ensure_synthetic_dataset(data, runtime)
-    if data.dataset == "csv":
-        records = scan_pairs_csv(data.csv_path, data.root, lower_is_better=data.lower_is_better,
-                                 allow_outside_root=data.allow_outside_root)
-    else:
-        records = scan_pipal_train(data.root)
-    train, validation = split_by_reference(records, data.val_fraction, data.split_seed)
-    return TrainingData(train, validation, normalizer_for(data))
+    split = dataset_split(data)
+    return TrainingData(split.train, split.validation, normalizer_for(data, split.train), split.test)
+
+
+def uses_ntire_test_part(data: DataConfig) -> bool:
+    """PIPAL in its download layout has the NTIRE 2022 test part, which generation scores."""
+    source = locate(data)
+    return source.preset is PRESETS["pipal"] and source.layout == "download"
 
 
 def test_data(data: DataConfig, runtime: Runtime) -> list[PairRecord]:
-    """The NTIRE test part (labels only when ``data.test_labels`` names a file)."""
+    """The NTIRE test part of PIPAL (labels only when ``data.test_labels`` names a file; checked like
+    the training labels)."""
     ensure_synthetic_dataset(data, runtime)
-    if data.dataset != "PIPAL":
-        raise DataError(f"{data.csv_path}: generation writes an NTIRE PIPAL submission; use a PIPAL config "
-                        "(data.dataset='PIPAL') or score CSV pairs with --mode evaluation")
+    source = locate(data)
+    if not uses_ntire_test_part(data):
+        raise DataError(f"{source.root}: the NTIRE test part exists only in PIPAL's download layout "
+                        f"(dataset='PIPAL'); {source.title} in the {source.layout} layout is tested on the "
+                        "references held out by data.test_fraction")
     labels = Path(data.test_labels) if data.test_labels and Path(data.test_labels).is_file() else None
-    return scan_pipal_test(data.root, data.test_ref_dir, data.test_dist_dir, labels=labels)
+    records = scan_pipal_test(source.root, data.test_ref_dir, data.test_dist_dir, labels=labels,
+                              allow_outside_root=data.allow_outside_root)
+    refuse_out_of_range(records, source.score_range, source.scale)
+    return records
+
+
+def describe_split(data: DataConfig, training: TrainingData) -> dict:
+    """What ``split.json`` records: the dataset, where it was read, the seed and fractions, and the
+    references (and pair counts) of each part."""
+    source = locate(data)
+    parts = {"train": training.train, "validation": training.validation, "test": training.test}
+    return {
+        "dataset": data.dataset,
+        "layout": source.layout,
+        "root": str(source.root),
+        "labels": None if source.table is None else str(source.table),
+        "seed": data.split_seed,
+        "fractions": {"validation": data.val_fraction, "test": data.test_fraction},
+        "pairs": {name: len(records) for name, records in parts.items()},
+        "references": {name: sorted({record.reference_name for record in records})
+                       for name, records in parts.items()},
+        "score_scale": training.normalizer.to_dict(),
+    }
+
+
+def record_split(config: Config, training: TrainingData, runtime: Runtime, resuming: bool) -> Path:
+    """Write ``<callback_path>/split.json`` (main process, atomically) so that a result can be reproduced.
+
+    When ``resuming`` a run whose split.json names other references, refuse: the earlier epochs were
+    trained (and validated) on another split.
+    """
+    path = Path(config.callback_path) / SPLIT_FILE
+    description = describe_split(config.data, training)
+    earlier = _read_split(path) if resuming else None
+    if earlier is not None and earlier.get("references") != description["references"]:
+        changed = [name for name, references in description["references"].items()
+                   if earlier["references"].get(name) != references]
+        raise ConfigError(f"{path}: this run was started on another split (its {', '.join(changed)} references "
+                          "differ); resume with the dataset and split settings it was started with (dataset, root, "
+                          "val_fraction, test_fraction, split_seed), or start a new run in another callback_path")
+    if runtime.is_main:
+        atomic_write_text(path, json.dumps(description, indent=2) + "\n")
+    return path
+
+
+def _read_split(path: Path) -> dict | None:
+    """The split a run recorded earlier, or None (none recorded, or the record is unreadable)."""
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        log.warning("%s: unreadable (%s); it is rewritten with this run's split", path, error)
+        return None
+    return recorded if isinstance(recorded, dict) and isinstance(recorded.get("references"), dict) else None

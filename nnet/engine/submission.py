@@ -18,12 +18,18 @@ from nnet.fileio import atomic_write, atomic_write_text
 OUTPUT_NAME = "output.txt"
 README_NAME = "readme.txt"
 ZIP_NAME = "submission.zip"
-DEFAULT_DESCRIPTION = "IQA Conformer: Inception-ResNet-v2 features, Conformer encoder-decoder head"
+_HEADS = {"IQA_Conformer": "Conformer", "IQA_Transformer": "Transformer"}
 _TOKEN = r"[^,\s]+"  # an image name or a score: no comma, no whitespace
 _NAME = re.compile(_TOKEN)
 _LINE = re.compile(rf"({_TOKEN}),({_TOKEN})")
 _PREVIEW = 5  # names listed in an error message before "and N more"
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamp: the same files give the same archive bytes
+
+
+def default_description(architecture: str) -> str:
+    """The readme's "Other description" for a model of ``architecture`` when the config gives none."""
+    head = _HEADS.get(architecture, architecture)
+    return f"{architecture.replace('_', ' ')}: Inception-ResNet-v2 features, {head} encoder-decoder head, TenCrop"
 
 
 def format_output_txt(scores: Mapping[str, float]) -> str:
@@ -37,8 +43,8 @@ def format_output_txt(scores: Mapping[str, float]) -> str:
 def format_readme_txt(
     runtime_per_image: float,
     uses_gpu: bool,
+    description: str,
     extra_data: bool = True,
-    description: str = DEFAULT_DESCRIPTION,
     full_reference: bool = True,
 ) -> str:
     """The five-line challenge readme, without a trailing newline."""
@@ -73,7 +79,7 @@ def write_submission(
     _check_complete(scores, expected_names)
     texts = {
         OUTPUT_NAME: format_output_txt(scores),
-        README_NAME: format_readme_txt(runtime_per_image, uses_gpu, extra_data, description),
+        README_NAME: format_readme_txt(runtime_per_image, uses_gpu, description, extra_data),
     }
     directory = Path(directory)
     for name, text in texts.items():

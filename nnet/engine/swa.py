@@ -12,22 +12,23 @@ trunk stays frozen and the Transformer has no BatchNorm to refresh.
 """
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
-from torch.utils.data import DataLoader
 
-from nnet.checkpoint import build_checkpoint, checkpoint_state, load_weights, model_from_checkpoint, read_checkpoint, save_checkpoint
+from nnet.checkpoint import (build_checkpoint, checkpoint_state, load_weights, model_from_checkpoint, read_checkpoint,
+                             save_checkpoint, score_scale_of)
 from nnet.config import Config, config_to_dict
-from nnet.data import PairDataset
 from nnet.engine.distributed import Runtime
 from nnet.engine.run_data import training_data
 from nnet.engine.paths import checkpoint_path
 from nnet.engine.preflight import CHECKPOINT_BYTES, check_output_folder
 from nnet.data.transforms import epoch_seed
 from nnet.engine.seeding import seed_everything
+from nnet.engine.training_batches import TrainingBatches
 from nnet.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def has_batchnorm_to_refresh(model: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def refresh_batchnorm(model: nn.Module, loader: DataLoader, steps: int | None, device: torch.device) -> int:
+def refresh_batchnorm(model: nn.Module, loader: Iterable[dict], steps: int | None, device: torch.device) -> int:
     """Forward training batches in train mode so the head's BatchNorm statistics follow the weights."""
     model.train()
     done = 0
@@ -74,19 +75,20 @@ def average_checkpoints(config: Config, runtime: Runtime, epochs: list[int], swa
     if missing:
         raise CheckpointError(f"{', '.join(missing)}: missing, so epochs {epochs[0]}–{epochs[-1]} cannot be averaged; "
                               "train those epochs or choose others with --swa_epochs / --swa_epochs_list")
-    averaged: AveragedModel | None = None
-    architecture = None
+    first = read_checkpoint(paths[0], trust=trust)
+    model = model_from_checkpoint(first, paths[0])
+    scale = score_scale_of(first, paths[0])
+    averaged = AveragedModel(model, avg_fn=_blend if swa_type == "exp" else None, use_buffers=False)
     for path in paths:
-        checkpoint = read_checkpoint(path, trust=trust)
-        if averaged is None:
-            model = model_from_checkpoint(checkpoint, path)
-            architecture = model.architecture
-            averaged = AveragedModel(model, avg_fn=_blend if swa_type == "exp" else None, use_buffers=False)
-        else:
+        checkpoint = first if path == paths[0] else read_checkpoint(path, trust=trust)
+        if checkpoint is not first:
             found = checkpoint_state(checkpoint)[0]
-            if found != architecture:
-                raise CheckpointError(f"{path}: holds an {found} but {paths[0]} holds an {architecture}; "
+            if found != model.architecture:
+                raise CheckpointError(f"{path}: holds an {found} but {paths[0]} holds an {model.architecture}; "
                                       "average checkpoints of one run only")
+            if checkpoint.get("score_scale") != first.get("score_scale"):
+                raise CheckpointError(f"{path}: its score scale differs from {paths[0]}'s; average checkpoints of "
+                                      "one run only")
             load_weights(model, checkpoint, path)
         averaged.update_parameters(model)
         log.info("averaged %s", path)
@@ -95,17 +97,14 @@ def average_checkpoints(config: Config, runtime: Runtime, epochs: list[int], swa
     if has_batchnorm_to_refresh(result):
         data = training_data(config.data, runtime)
         seed_everything(epoch_seed(config.seed, 0))
-        dataset = PairDataset(data.train, data.normalizer, mode="train", crop_size=config.data.crop_size,
-                              seed=config.seed)
-        loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True,
-                            num_workers=config.num_workers)
+        loader, _ = TrainingBatches(data, config, runtime).epoch(0)
         result.to(runtime.device)
         refreshed = refresh_batchnorm(result, loader, bn_steps or config.swa_bn_steps, runtime.device)
         log.info("refreshed the head's BatchNorm statistics on %d training batches", refreshed)
     label = swa_label(swa_type, epochs, from_list)
     output = checkpoint_path(config, label)
     save_checkpoint(output, build_checkpoint(
-        result.cpu(), config_name=config.name, config=config_to_dict(config), epoch=epochs[-1],
+        result.cpu(), scale, config_name=config.name, config=config_to_dict(config), epoch=epochs[-1],
         step=int(checkpoint.get("step") or 0),
         metrics={"averaged_epochs": epochs, "swa_type": swa_type, "batchnorm_refresh_batches": refreshed}))
     log.info("wrote %s", output)

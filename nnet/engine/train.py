@@ -7,6 +7,7 @@ resumed from the checkpoint of epoch k continues exactly as the uninterrupted ru
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Iterable
 from typing import Any
@@ -18,18 +19,23 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from nnet.checkpoint import build_checkpoint, first_line, load_weights, read_checkpoint, save_checkpoint, unwrap_model
-from nnet.config import Config, config_to_dict
+from nnet.config import Config, config_to_dict, resolve_num_workers
+from nnet.data.presets import locate
 from nnet.data.transforms import epoch_seed
 from nnet.engine.backbone_weights import prepare_backbone
-from nnet.engine.batches import TrainingBatches
+from nnet.engine.training_batches import TrainingBatches
 from nnet.engine.distributed import Runtime
-from nnet.engine.evaluate import describe_report, evaluation_report, predict_mos
+from nnet.engine.reports import describe_report, evaluation_report
 from nnet.engine.logbook import Logbook
 from nnet.engine.precision import Precision, scoring_precision, training_precision
-from nnet.engine.paths import checkpoint_path, epoch_checkpoints, remove_stale_temporaries
+from nnet.engine.paths import checkpoint_path, epoch_checkpoints
 from nnet.engine.preflight import CHECKPOINT_BYTES, check_output_folder
-from nnet.engine.run_data import TrainingData, training_data
+from nnet.engine.run_data import TrainingData, record_split, training_data
+from nnet.engine.scoring import TenCropScorer
 from nnet.engine.seeding import rng_state, seed_everything
+from nnet.engine.graphs import GraphedTrainingStep
+from nnet.engine.lookahead import TrunkLookahead, lookahead_batches
+from nnet.engine.step import BatchOutcome, HeadOnly, TrainingStep, build_optimizer
 from nnet.errors import CheckpointError, IQAError
 from nnet.models import FullReferenceIQA, build_model
 
@@ -40,88 +46,95 @@ class TrainingDiverged(IQAError):
     """The loss became NaN or infinite."""
 
 
-def build_optimizer(model: nn.Module, config: Config) -> torch.optim.Adam:
-    """Adam over the trainable parameters (the seed handed it all; frozen ones never get gradients)."""
-    on_cuda = next(model.parameters()).is_cuda
-    return torch.optim.Adam(unwrap_model(model).trainable_parameters(), lr=config.optimizer.lr,
-                            betas=config.optimizer.betas, eps=config.optimizer.eps,
-                            weight_decay=config.optimizer.weight_decay, fused=on_cuda or None)
+@dataclass
+class Trainer:
+    """How this run takes its steps: the step, the way it is run (eager, or CUDA graph replays), and
+    the trunk's lookahead."""
+
+    step: TrainingStep
+    stepper: TrainingStep | GraphedTrainingStep
+    lookahead: TrunkLookahead
+    use_graphs: bool
+
+    def describe(self) -> str:
+        precision = self.step.precision.dtype
+        return (f"{f'autocast {precision}' if precision else 'fp32'}, trunk features "
+                f"{self.lookahead.batches_per_call} batch(es) ahead, "
+                f"{'CUDA graph steps' if self.use_graphs else 'eager steps'}")
 
 
-def train_one_epoch(model: nn.Module, loader: Iterable[dict], available: int, optimizer: torch.optim.Optimizer,
-                    scaler: torch.amp.GradScaler, precision: Precision, config: Config, runtime: Runtime,
-                    epoch: int, step: int, logbook: Logbook) -> tuple[dict[str, float], int]:
-    """One pass over ``loader``'s ``available`` batches (or ``steps_per_epoch`` of them);
-    returns (metrics, optimizer steps so far)."""
-    model.train()
-    batches = available if config.steps_per_epoch is None else min(available, config.steps_per_epoch)
-    if batches == 0:
-        raise IQAError(f"{config.data.root}: the training pairs make no batch of {config.batch_size} on "
+def build_trainer(network: FullReferenceIQA, config: Config, runtime: Runtime) -> Trainer:
+    """The optimizer, the step and how it runs, for ``network`` (on ``runtime.device``) under ``config``."""
+    precision = training_precision(config, runtime.device)
+    use_graphs = graphs_apply(config, runtime, precision)
+    optimizer = build_optimizer(network, config.optimizer, runtime.device, capturable=use_graphs)
+    torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
+    step = TrainingStep(network, optimizer, precision, runtime, config.accumulated_steps,
+                        head=_wrapped_head(network, config, runtime, use_graphs))
+    return Trainer(step, GraphedTrainingStep(step) if use_graphs else step,
+                   TrunkLookahead(step, lookahead_batches(config.trunk_lookahead, runtime.device)), use_graphs)
+
+
+class EpochTally:
+    """Settles the outcomes of an epoch's batches in order: loss totals, optimizer steps taken, steps
+    skipped or the divergence error, TensorBoard's per-step loss."""
+
+    def __init__(self, config: Config, epoch: int, optimizer_steps: int, logbook: Logbook) -> None:
+        self.config, self.epoch, self.optimizer_steps, self.logbook = config, epoch, optimizer_steps, logbook
+        self.total_loss, self.pairs, self.skipped = 0.0, 0, 0
+
+    def settle(self, outcome: BatchOutcome) -> None:
+        outcome.resolve()
+        if outcome.stepped and outcome.problem is not None:
+            if not self.config.skip_nonfinite_steps:
+                raise TrainingDiverged(_diverged(outcome.problem, self.epoch, self.optimizer_steps, outcome.names,
+                                                 self.config))
+            self.skipped += 1
+            log.warning("skipped optimizer step %d of epoch %d: %s (images: %s)", self.optimizer_steps + 1,
+                        self.epoch, outcome.problem, ", ".join(outcome.names))
+        elif outcome.stepped:
+            self.optimizer_steps += 1
+        loss = float(outcome.loss)
+        if math.isfinite(loss):
+            self.total_loss += loss * outcome.pairs
+            self.pairs += outcome.pairs
+            self.logbook.scalars({"loss": loss}, self.optimizer_steps, "train")
+
+
+def train_one_epoch(trainer: "Trainer", batches: Iterable[dict], available: int, config: Config, runtime: Runtime,
+                    epoch: int, optimizer_steps: int, logbook: Logbook) -> tuple[dict[str, float], int]:
+    """One pass over ``batches`` (``available`` of them, or ``steps_per_epoch``); returns (metrics,
+    optimizer steps so far).
+
+    Outcomes of eager steps are settled at once (a divergence stops the run at that step); those of
+    graph steps are read in bulk, a lookahead window behind, so that the host never waits for the card.
+    """
+    trainer.step.network.train()
+    count = available if config.steps_per_epoch is None else min(available, config.steps_per_epoch)
+    if count == 0:
+        raise IQAError(f"{locate(config.data).root}: the training pairs make no batch of {config.batch_size} on "
                        f"{runtime.world_size} process(es); lower batch_size or add data")
-    total_loss, pairs, skipped, started = 0.0, 0, 0, time.perf_counter()
-    parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
-    window, problem = [], None  # images of the batches accumulated since the last step, and what went wrong
-    progress = tqdm(total=batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch",
-                    disable=not runtime.is_main, dynamic_ncols=True)
-    optimizer.zero_grad(set_to_none=True)
-    for batch_index, batch in enumerate(loader):
-        if batch_index == batches:
-            break
-        reference = batch["reference"].to(runtime.device, non_blocking=True)
-        distorted = batch["distorted"].to(runtime.device, non_blocking=True)
-        target = batch["target"].to(runtime.device, non_blocking=True)  # [B, 1]
-        with precision.autocast():
-            predicted = model(reference, distorted)
-        loss = nn.functional.mse_loss(predicted.float(), target)
-        window += batch["name"]
-        finite = bool(torch.isfinite(loss))
-        if not finite:
-            problem = problem or f"loss is {loss.item()}"
-        scaler.scale(loss / config.accumulated_steps).backward()  # even when not finite: DDP's collectives must match
-        if (batch_index + 1) % config.accumulated_steps == 0 or batch_index + 1 == batches:
-            # fp16's GradScaler skips steps with inf gradients itself; otherwise they are checked here.
-            if problem is None and not precision.needs_scaler and not gradients_finite(parameters):
-                problem = "gradients are not finite"
-            if not _on_every_rank(problem is None, runtime):
-                if not config.skip_nonfinite_steps:
-                    progress.close()  # so that the error starts on a line of its own
-                    raise TrainingDiverged(_diverged(problem or "another process diverged", epoch, step, window,
-                                                     config))
-                skipped += 1
-                log.warning("skipped optimizer step %d of epoch %d: %s (images: %s)", step + 1, epoch,
-                            problem or "another process diverged", ", ".join(window))
-            else:
-                scaler.step(optimizer)
-                scaler.update()
-                step += 1
-            optimizer.zero_grad(set_to_none=True)
-            window, problem = [], None
-        if finite:
-            total_loss += loss.item() * len(target)
-            pairs += len(target)
-            logbook.scalars({"loss": loss.item()}, step, "train")
-        elapsed = time.perf_counter() - started
-        progress.set_postfix(loss=f"{loss.item():.4f}", pairs_per_s=f"{pairs * runtime.world_size / elapsed:.1f}")
-        progress.update()
-    progress.close()
+    tally = EpochTally(config, epoch, optimizer_steps, logbook)
+    pending: list[BatchOutcome] = []
+    started = time.perf_counter()
+    with tqdm(total=count, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not runtime.is_main,
+              dynamic_ncols=True) as progress:
+        for index, (batch, reference_features, distorted_features) in enumerate(trainer.lookahead(batches, count)):
+            pending.append(trainer.stepper.train_batch(reference_features, distorted_features,
+                                               batch["target"].to(runtime.device, non_blocking=True),  # [B, 1]
+                                               batch["name"], last=index + 1 == count))
+            while pending and (not pending[-1].deferred or len(pending) > 2 * trainer.lookahead.batches_per_call):
+                tally.settle(pending.pop(0))
+            progress.update()
+            if not pending:
+                progress.set_postfix(loss=f"{float(tally.total_loss / max(tally.pairs, 1)):.4f}",
+                                     pairs_per_s=f"{tally.pairs * runtime.world_size / (time.perf_counter() - started):.1f}")
+        for outcome in pending:
+            tally.settle(outcome)
     elapsed = time.perf_counter() - started
-    return {"loss": total_loss / pairs if pairs else math.nan, "pairs_per_s": pairs * runtime.world_size / elapsed,
-            "seconds": elapsed, "skipped_steps": skipped}, step
-
-
-def gradients_finite(parameters: list[torch.Tensor]) -> bool:
-    """True when no gradient holds a NaN or an infinity (one fused norm per tensor, one sync)."""
-    gradients = [parameter.grad for parameter in parameters if parameter.grad is not None]
-    return not gradients or bool(torch.stack(torch._foreach_norm(gradients)).isfinite().all())
-
-
-def _on_every_rank(flag: bool, runtime: Runtime) -> bool:
-    """``flag`` and-ed over the processes, so that all of them skip the same steps."""
-    if not runtime.distributed:
-        return flag
-    value = torch.tensor(float(flag), device=runtime.device)
-    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MIN)
-    return bool(value)
+    return {"loss": tally.total_loss / tally.pairs if tally.pairs else math.nan,
+            "pairs_per_s": tally.pairs * runtime.world_size / elapsed, "seconds": elapsed,
+            "skipped_steps": tally.skipped}, tally.optimizer_steps
 
 
 def _diverged(problem: str, epoch: int, step: int, names: list[str], config: Config) -> str:
@@ -156,64 +169,73 @@ def train(config: Config, runtime: Runtime, resume_path: Path | None = None, tru
         raise IQAError(f"{config.callback_path}: already holds checkpoints of epochs {min(earlier)}-{max(earlier)} "
                        "from an earlier run, which a new run would overwrite; resume it with --checkpoint last, "
                        "or give this run another folder (--set callback_path=...)")
-    if runtime.is_main:
-        remove_stale_temporaries(config)
     data = training_data(config.data, runtime)
     if runtime.is_main:
         log.info("training on %d pairs (%d references), validating on %d pairs",
                  len(data.train), len({r.reference_name for r in data.train}), len(data.validation))
     resume = read_checkpoint(resume_path, trust=trust) if resume_path is not None else None
-    model = prepare_model(config, data, runtime, resume, resume_path)
-    optimizer = build_optimizer(model, config)
-    precision = training_precision(config, runtime.device)
-    torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
-    scaler = torch.amp.GradScaler(runtime.device.type, enabled=precision.needs_scaler)
-    first_epoch, step = 1, 0
+    network = prepare_model(config, data, runtime, resume, resume_path)
+    trainer = build_trainer(network, config, runtime)
+    first_epoch, optimizer_steps = 1, 0
     if resume is not None:
-        first_epoch, step = _restore_training_state(resume, resume_path, optimizer, scaler)
-    if runtime.distributed:
-        model = DistributedDataParallel(model, device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None)
-    if config.compile:
-        # CUDA graphs remove the per-kernel launch cost that dominates the small head at batch 16
-        # (nnet.bench: 2.8× on an H200); DDP and CPUs use the default mode.
-        single_gpu = runtime.device.type == "cuda" and not runtime.distributed
-        model = torch.compile(model, mode="reduce-overhead" if single_gpu else "default")
+        first_epoch, optimizer_steps = _restore_training_state(resume, resume_path, trainer.step.optimizer,
+                                                               trainer.step.scaler)
     batches = TrainingBatches(data, config, runtime)
+    record_split(config, data, runtime, resuming=resume_path is not None)
     logbook = Logbook(Path(config.callback_path) / "logs" if runtime.is_main else None)
     if runtime.is_main:
-        log.info("device %s, %s, world size %d, batch %d per process", runtime.device,
-                 f"autocast {precision.dtype}" if precision.dtype else "fp32", runtime.world_size, config.batch_size)
+        log.info("device %s, world size %d, batch %d per process, %s", runtime.device, runtime.world_size,
+                 config.batch_size, trainer.describe())
     last = None
     try:
         for epoch in range(first_epoch, config.epochs + 1):
             seed_everything(epoch_seed(config.seed, epoch))
             loader, available = batches.epoch(epoch)
-            metrics, step = train_one_epoch(model, loader, available, optimizer, scaler, precision, config,
-                                            runtime, epoch, step, logbook)
+            metrics, optimizer_steps = train_one_epoch(trainer, loader, available, config, runtime, epoch,
+                                                       optimizer_steps, logbook)
             logbook.scalars({"epoch_loss": metrics["loss"], "pairs_per_s": metrics["pairs_per_s"],
-                             "lr": optimizer.param_groups[0]["lr"]}, step, "train")
+                             "lr": trainer.step.optimizer.param_groups[0]["lr"]}, optimizer_steps, "train")
             if data.validation and (epoch % config.eval_period == 0 or epoch == config.epochs):
-                metrics.update(validate(model, data, config, runtime, logbook, step))
+                metrics.update(validate(network, data, config, runtime, logbook, optimizer_steps))
             if runtime.is_main:
                 log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
             if epoch % config.saving_period == 0 or epoch == config.epochs:
                 last = checkpoint_path(config, epoch)
                 if runtime.is_main:
                     save_checkpoint(last, build_checkpoint(
-                        model, config_name=config.name, config=config_to_dict(config), epoch=epoch, step=step,
-                        metrics=metrics, optimizer_state_dict=optimizer.state_dict(),
-                        scaler_state_dict=scaler.state_dict(), rng_state=rng_state()))
+                        network, data.normalizer, config_name=config.name, config=config_to_dict(config), epoch=epoch,
+                        step=optimizer_steps, metrics=metrics, optimizer_state_dict=trainer.step.optimizer.state_dict(),
+                        scaler_state_dict=trainer.step.scaler.state_dict(), rng_state=rng_state()))
     finally:
         logbook.close()
     return last
 
 
-def validate(model: nn.Module, data: TrainingData, config: Config, runtime: Runtime, logbook: Logbook,
+def _wrapped_head(network: FullReferenceIQA, config: Config, runtime: Runtime, use_graphs: bool) -> nn.Module:
+    """The head as DistributedDataParallel and/or ``torch.compile`` need it (plain otherwise)."""
+    head: nn.Module = HeadOnly(network)
+    if runtime.distributed:
+        head = DistributedDataParallel(head, device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None)
+    if config.compile:
+        # Under our own CUDA graph step, Inductor's kernels are captured in it; otherwise on one GPU
+        # torch.compile's CUDA graphs remove the launch cost; DDP and CPUs use the default mode.
+        single_gpu = runtime.device.type == "cuda" and not runtime.distributed and not use_graphs
+        head = torch.compile(head, mode="reduce-overhead" if single_gpu else "default")
+    return head
+
+
+def graphs_apply(config: Config, runtime: Runtime, precision: Precision) -> bool:
+    """Whether the head step runs from a CUDA graph (nnet.engine.graphs): one GPU, fp16, no accumulation."""
+    return (config.cuda_graphs and runtime.device.type == "cuda" and not runtime.distributed
+            and precision.needs_scaler and config.accumulated_steps == 1)
+
+
+def validate(network: FullReferenceIQA, data: TrainingData, config: Config, runtime: Runtime, logbook: Logbook,
              step: int) -> dict[str, float]:
     """TenCrop scores on the validation split; returns ``val_*`` metrics and logs them."""
-    predictions = predict_mos(model, data.validation, data.normalizer, runtime, crop_size=config.data.crop_size,
-                              batch_size=config.batch_size_eval, num_workers=config.num_workers,
-                              precision=scoring_precision(config.inference_precision, runtime.device))
+    scorer = TenCropScorer(network, runtime.device, scoring_precision(config.inference_precision, runtime.device))
+    predictions = scorer.score_records(data.validation, data.normalizer, runtime, config.batch_size_eval,
+                                       resolve_num_workers(config.num_workers))
     report = evaluation_report(data.validation, predictions)
     overall = {k: v for k, v in report["overall"].items() if isinstance(v, float)}
     logbook.scalars(overall, step, "val")

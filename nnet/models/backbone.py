@@ -15,6 +15,7 @@ from timm.layers import ConvNormAct
 from torch import nn
 
 from nnet.errors import WeightsUnavailableError
+from nnet.trunk_geometry import feature_grid_size as feature_grid_size  # re-exported: the trunk's grid
 
 TIMM_MODEL_NAME = "inception_resnet_v2"
 TIMM_HUB_TAG = "timm/inception_resnet_v2.tf_in1k"
@@ -30,15 +31,6 @@ OFFLINE_FIX = (
     "--set model.backbone_weights=file --set model.backbone_weights_file=PATH, "
     "or train without ImageNet weights with --set model.backbone_weights=calibrated-random"
 )
-
-
-def feature_grid_size(input_size: int) -> int:
-    """Side of the feature grid for a square input (21 for 192, 5 for 64)."""
-    size = (input_size - 3) // 2 + 1  # conv2d_1a, stride 2
-    size -= 2  # conv2d_2a
-    size = (size - 3) // 2 + 1  # maxpool_3a
-    size -= 2  # conv2d_4a
-    return (size - 3) // 2 + 1  # maxpool_5a
 
 
 class FoldingConvNormAct(nn.Module):

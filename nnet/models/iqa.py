@@ -71,6 +71,13 @@ class FullReferenceIQA(nn.Module):
     def forward(self, reference: torch.Tensor, distorted: torch.Tensor) -> torch.Tensor:
         """Scores [B, 1] of pairs ([B, 3, S, S] each), or of k groups of n distorted images
         ([k·n, …]) sharing n references ([n, …]), see :meth:`forward_features`."""
+        for name, images in (("reference", reference), ("distorted", distorted)):
+            if images.dim() != 4 or tuple(images.shape[1:]) != (3, self.input_size, self.input_size):
+                raise ValueError(
+                    f"{type(self).__name__}.forward: {name} has shape {list(images.shape)}, but the network takes "
+                    f"[B, 3, {self.input_size}, {self.input_size}] images normalised to [-1, 1] (its position table "
+                    f"is {self.grid_size}x{self.grid_size}); for images of other sizes use nnet.create_metric, "
+                    "which scores TenCrop crops of any image of at least that size")
         # One trunk pass over both images: identical to two passes because the trunk is in eval mode.
         features = self.extract_features(torch.cat([reference, distorted]))
         reference_features, distorted_features = features.split([len(reference), len(distorted)])

@@ -6,18 +6,23 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from nnet.data import PairedTrainAugment, center_crop_pair, ten_crop_pair, to_normalized_tensor
+from nnet.data import PairedTrainAugment, ten_crop_pair
+from nnet.data.pixels import chw_pixels, normalize_pixels
 
 
 def random_pixels(height: int = 64, width: int = 80, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
+def normalized(pixels: np.ndarray) -> torch.Tensor:
+    return normalize_pixels(chw_pixels(pixels))
+
+
 def test_normalization_equals_to_tensor_then_normalize():
     pixels = random_pixels()
     expected = T.Compose([T.ToTensor(), T.Normalize([0.5] * 3, [0.5] * 3)])(
         Image.fromarray(pixels))
-    actual = to_normalized_tensor(pixels)
+    actual = normalized(pixels)
     assert actual.dtype == torch.float32 and actual.shape == (3, 64, 80)
     assert torch.equal(actual, expected)
 
@@ -25,8 +30,8 @@ def test_normalization_equals_to_tensor_then_normalize():
 @pytest.mark.parametrize("seed", range(5))
 def test_augment_equals_the_original_torchvision_compose(seed):
     """Same global seed → the same crop, flip and angle as the seed's transform pipeline."""
-    reference = to_normalized_tensor(random_pixels(70, 90, seed))
-    distorted = to_normalized_tensor(random_pixels(70, 90, seed + 100))
+    reference = normalized(random_pixels(70, 90, seed))
+    distorted = normalized(random_pixels(70, 90, seed + 100))
     original = T.Compose([
         T.RandomCrop(48),
         T.RandomHorizontalFlip(),
@@ -40,7 +45,7 @@ def test_augment_equals_the_original_torchvision_compose(seed):
 
 
 def test_augment_applies_the_same_transform_to_both_images():
-    reference = to_normalized_tensor(random_pixels(64, 64))
+    reference = normalized(random_pixels(64, 64))
     distorted = reference * 0.5  # any pixel-wise change commutes with the geometry (and fill 0)
     augment = PairedTrainAugment(crop_size=40)
     generator = torch.Generator().manual_seed(3)
@@ -59,7 +64,7 @@ def test_rotation_fills_corners_with_zero_after_normalization():
 
 
 def test_generator_makes_augmentation_reproducible():
-    reference = to_normalized_tensor(random_pixels(64, 64))
+    reference = normalized(random_pixels(64, 64))
     augment = PairedTrainAugment(crop_size=32)
     first = augment(reference, reference, torch.Generator().manual_seed(5))
     second = augment(reference, reference, torch.Generator().manual_seed(5))
@@ -68,7 +73,7 @@ def test_generator_makes_augmentation_reproducible():
 
 
 def test_augment_switches_and_size_checks():
-    reference = to_normalized_tensor(random_pixels(40, 40))
+    reference = normalized(random_pixels(40, 40))
     plain = PairedTrainAugment(crop_size=40, hflip=False, rotate=False)
     assert torch.equal(plain(reference, reference)[0], reference)  # crop = whole image
     with pytest.raises(ValueError, match="smaller than the crop 48"):
@@ -76,8 +81,8 @@ def test_augment_switches_and_size_checks():
 
 
 def test_ten_crop_pair_matches_torchvision_order_on_both_images():
-    reference = to_normalized_tensor(random_pixels(64, 72))
-    distorted = to_normalized_tensor(random_pixels(64, 72, seed=1))
+    reference = normalized(random_pixels(64, 72))
+    distorted = normalized(random_pixels(64, 72, seed=1))
     crops_reference, crops_distorted = ten_crop_pair(reference, distorted, crop_size=32)
     assert crops_reference.shape == crops_distorted.shape == (10, 3, 32, 32)
     for image, crops in ((reference, crops_reference), (distorted, crops_distorted)):
@@ -85,10 +90,3 @@ def test_ten_crop_pair_matches_torchvision_order_on_both_images():
     assert torch.equal(crops_reference[0], reference[:, :32, :32])  # top-left first
     assert torch.equal(crops_reference[4], reference[:, 16:48, 20:52])  # then the centre
     assert torch.equal(crops_reference[5], reference.flip(-1)[:, :32, :32])  # then flipped
-
-
-def test_center_crop_pair():
-    reference = to_normalized_tensor(random_pixels(64, 72))
-    out_reference, out_distorted = center_crop_pair(reference, -reference, crop_size=32)
-    assert torch.equal(out_reference, reference[:, 16:48, 20:52])
-    assert torch.equal(out_distorted, -out_reference)

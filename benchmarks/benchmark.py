@@ -1,13 +1,17 @@
 """Training and TenCrop-inference throughput: the fast path against a plain path and the compute floor.
 
-    python -m nnet.bench                          # CPU, batch 16, both architectures
-    python -m nnet.bench --device cuda --steps 50 --precision fp16 --check
+    python -m benchmarks.benchmark                # from the repository root: CPU, batch 16, both architectures
+    python -m benchmarks.benchmark --device cuda --steps 50 --precision fp16 --check
 
-Everything runs in one process on synthetic PIPAL data written to a temporary folder:
+Everything runs in one process on synthetic PIPAL data written to a temporary folder. Every path
+trains with the package's own step (``nnet.engine.step.TrainingStep``) and scores with its own
+TenCrop scorer (``nnet.engine.scoring``), except what defines the plain baseline:
 
-* plain: the simple way: per-sample PIL decoding and torchvision transforms in DataLoader workers,
-  separate reference and distorted trunk passes, contiguous memory format, fp32;
-* fast: decoded uint8 cache (on the GPU when there is one), batched augmentation on the device,
+* plain: the way the original code trains: per-sample PIL decoding and torchvision transforms
+  (``PairedTrainAugment`` on each pair) in DataLoader workers, separate reference and distorted
+  trunk passes, the model as one would write it (contiguous memory format, separate BatchNorms,
+  ``nn.Dropout``), fp32; for TenCrop, torchvision's TenCrop of each pair and one model call per pair;
+* fast: the training batch builder over the decoded uint8 cache (on the GPU when there is one),
   one channels-last trunk pass over reference+distorted, autocast as asked;
 * shared: fast plus shared-reference batching (``--group`` distorted images per reference);
 * floor: the fast model's training step on batches already in memory (no data work at all).
@@ -19,28 +23,33 @@ computes.
 """
 
 import argparse
-import contextlib
 import resource
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
-from nnet.data import MOSNormalizer, PairDataset, scan_pipal_train
-from nnet.data.cache import DecodedImages
-from nnet.data.cached_batches import CachedTrainBatches, shared_reference_plan
+from nnet.config import OptimizerConfig
+from nnet.data import MOSNormalizer, PairedTrainAugment, PairRecord, scan_pipal_train, ten_crop_pair
+from nnet.data.batch_builder import PairBatchBuilder, shared_reference_plan
+from nnet.data.image_store import DecodedImages
+from nnet.data.images import load_rgb
+from nnet.data.pixels import chw_pixels, normalize_pixels
 from nnet.data.synthetic import generate_synthetic_pipal
+from nnet.data.transforms import sample_generator
 from nnet.engine.distributed import Runtime
-from nnet.engine.evaluate import predict_mos
 from nnet.engine.precision import DTYPES, Precision
+from nnet.engine.scoring import TenCropScorer
+from nnet.engine.step import HeadOnly, TrainingStep, build_optimizer
 from nnet.models import ARCHITECTURES, FullReferenceIQA, build_model
+
+SEED = 0  # of the augmentations of every path
 
 
 def peak_memory(device: torch.device) -> str:
@@ -56,37 +65,49 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-class Trainer:
-    """One optimizer step at a time, in the precision asked for; ``two_passes`` is the plain model call."""
+class PlainPairs(Dataset):
+    """The plain path's items: both images decoded with PIL and normalised, then torchvision's
+    transforms on the pair: ``PairedTrainAugment`` (sample ``i`` of epoch 0 seeded as the batch
+    builder seeds it) → ``[3, c, c]`` each, or with ``tencrop`` the ten crops → ``[10, 3, c, c]`` each."""
 
-    def __init__(self, model: FullReferenceIQA, device: torch.device, dtype: torch.dtype | None, two_passes: bool):
-        self.model = model.to(device).train()
-        self.device = device
-        self.dtype = dtype
-        self.two_passes = two_passes
-        self.optimizer = torch.optim.Adam(model.trainable_parameters(), lr=1e-4)
-        self.scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    def __init__(self, records: Sequence[PairRecord], normalizer: MOSNormalizer, crop_size: int,
+                 tencrop: bool = False) -> None:
+        self.records = list(records)
+        self.normalizer = normalizer
+        self.augment = PairedTrainAugment(crop_size)
+        self.tencrop = tencrop
 
-    def autocast(self):
-        return torch.autocast(self.device.type, dtype=self.dtype) if self.dtype else contextlib.nullcontext()
+    def __len__(self) -> int:
+        return len(self.records)
 
-    def forward(self, reference: torch.Tensor, distorted: torch.Tensor) -> torch.Tensor:
-        if self.two_passes:
-            return self.model.forward_features(self.model.extract_features(reference),
-                                               self.model.extract_features(distorted))
-        return self.model(reference, distorted)
+    def __getitem__(self, index: int) -> dict:
+        record = self.records[index]
+        reference, distorted = (normalize_pixels(chw_pixels(load_rgb(path))) for path in (record.reference,
+                                                                                           record.distorted))
+        if self.tencrop:
+            reference, distorted = ten_crop_pair(reference, distorted, self.augment.crop_size)
+        else:
+            reference, distorted = self.augment(reference, distorted, sample_generator(SEED, 0, index))
+        target = torch.tensor([self.normalizer.normalize(record.mos)], dtype=torch.float32)  # [1]
+        return {"reference": reference, "distorted": distorted, "target": target, "name": record.name}
 
-    def step(self, batch: dict) -> float:
-        reference = batch["reference"].to(self.device, non_blocking=True)
-        distorted = batch["distorted"].to(self.device, non_blocking=True)
-        target = batch["target"].to(self.device, non_blocking=True)
-        with self.autocast():
-            loss = nn.functional.mse_loss(self.forward(reference, distorted).float(), target)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        return loss.detach()
+
+class TwoPassStep(TrainingStep):
+    """The package's training step with the original code's trunk calls: one pass per image of the pair."""
+
+    def trunk(self, reference: torch.Tensor, distorted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with self.precision.autocast():
+            return self.network.extract_features(reference), self.network.extract_features(distorted)
+
+
+def training_step(model: FullReferenceIQA, device: torch.device, dtype: torch.dtype | None,
+                  two_passes: bool = False, head: torch.nn.Module | None = None) -> TrainingStep:
+    """The package's step for ``model`` on ``device`` (moved there, in train mode) with the default
+    Adam settings; ``head`` as in training (e.g. compiled)."""
+    model.to(device).train()
+    step_class = TwoPassStep if two_passes else TrainingStep
+    return step_class(model, build_optimizer(model, OptimizerConfig(), device), Precision(device.type, dtype),
+                      Runtime(device), head=head)
 
 
 def training_steps(batches: Iterator[dict], step: Callable[[dict], object], steps: int) -> int:
@@ -136,20 +157,21 @@ def run(args: argparse.Namespace) -> None:
               f"{args.steps} timed steps, "
               f"{args.precision}, torch {torch.__version__}")
         started = time.perf_counter()
-        images = DecodedImages(records, args.crop)
-        if device.type == "cuda":
-            images.images = images.images.to(device)
-        print(f"# decoded-image cache: {images.nbytes / 1e6:.0f} MB in {time.perf_counter() - started:.1f} s (one-time)")
+        images = DecodedImages(records, args.crop).to(device)
+        print(f"# decoded-image cache: {images.nbytes / 1e6:.0f} MB in {time.perf_counter() - started:.1f} s "
+              "(one-time)")
         normalizer = MOSNormalizer()
+        builder = PairBatchBuilder(records, images, normalizer, args.crop, SEED, device)
         if args.check:
-            check_equivalence(records, images, normalizer, args, device)
+            check_equivalence(builder, normalizer, args, device)
             if args.fixtures:
                 check_upstream_parity(args.fixtures, device)
         if args.profile:
-            profile_step(records, images, normalizer, args, device, dtype)
+            for architecture in args.architectures:
+                profile_step(architecture, builder, args, device, dtype)
         rows = []
         for architecture in args.architectures:
-            rows += bench_architecture(architecture, records, images, normalizer, args, device, dtype)
+            rows += bench_architecture(architecture, builder, normalizer, args, device, dtype)
     print(f"\n{'architecture':<16} {'path':<44} {'pairs/s':>9} {'× plain':>8} {'× floor':>8}  memory")
     for architecture, path, rate, plain, floor, memory in rows:
         ratio_plain = f"{rate / plain:.2f}" if plain else "-"
@@ -162,44 +184,44 @@ def endless(make: Callable[[], Iterator[dict]]) -> Iterator[dict]:
         yield from make()
 
 
-def bench_architecture(architecture, records, images, normalizer, args, device, dtype) -> list[tuple]:
+def bench_architecture(architecture, builder, normalizer, args, device, dtype) -> list[tuple]:
+    records = builder.records
     if args.inference_only:
         return bench_inference(architecture, records[:args.inference_pairs], normalizer, args, device)
-    # plain: PairDataset in DataLoader workers, two trunk passes, the plain model, fp32
-    dataset = PairDataset(records, normalizer, mode="train", crop_size=args.crop, seed=0)
-    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, drop_last=True,
-                        num_workers=args.workers, pin_memory=device.type == "cuda", persistent_workers=args.workers > 0)
-    plain = Trainer(fresh_model(architecture, args.crop, fast=False), device, None, two_passes=True)
+    # plain: PlainPairs in DataLoader workers, two trunk passes, the plain model, fp32
+    loader = DataLoader(PlainPairs(records, normalizer, args.crop), batch_size=args.batch_size, shuffle=True,
+                        drop_last=True, num_workers=args.workers, pin_memory=device.type == "cuda",
+                        persistent_workers=args.workers > 0)
+    plain = training_step(fresh_model(architecture, args.crop, fast=False), device, None, two_passes=True)
     # fast, shared and floor: the fast model; the floor steps on one batch kept in memory
-    trainer = Trainer(fresh_model(architecture, args.crop, fast=True), device, dtype, two_passes=False)
-    cached = CachedTrainBatches(records, images, normalizer, args.crop, seed=0, device=device)
+    step = training_step(fresh_model(architecture, args.crop, fast=True), device, dtype)
     order = torch.randperm(len(records)).tolist()
-    batch = cached.build(order[:args.batch_size], order[:args.batch_size], epoch=0)
+    batch = builder.build(order[:args.batch_size], order[:args.batch_size], epoch=0)
 
     def fast_batches() -> Iterator[dict]:
         for start in range(0, len(order) - args.batch_size + 1, args.batch_size):
             chunk = order[start:start + args.batch_size]
-            yield cached.build(chunk, chunk, epoch=0)
+            yield builder.build(chunk, chunk, epoch=0)
 
     def shared_batches() -> Iterator[dict]:
-        for references, distorted in shared_reference_plan(records, args.batch_size, args.group, 0, 0):
-            yield cached.build(references, distorted, epoch=0)
+        for references, distorted in shared_reference_plan(records, args.batch_size, args.group, SEED, 0):
+            yield builder.build(references, distorted, epoch=0)
 
     plain_path, floor_path = "train plain (PIL workers, 2 passes, fp32)", "train floor (model step on in-memory batch)"
     paths = {
-        plain_path: (endless(loader.__iter__), plain.step),
-        f"train fast (cache, 1 pass, {args.precision})": (endless(fast_batches), trainer.step),
-        f"train fast + shared reference (g={args.group})": (endless(shared_batches), trainer.step),
-        floor_path: (endless(lambda: iter([batch])), trainer.step),
+        plain_path: (endless(loader.__iter__), plain.run),
+        f"train fast (cache, 1 pass, {args.precision})": (endless(fast_batches), step.run),
+        f"train fast + shared reference (g={args.group})": (endless(shared_batches), step.run),
+        floor_path: (endless(lambda: iter([batch])), step.run),
     }
-    for batches, step in paths.values():
-        training_steps(batches, step, args.warmup)
-    rates = interleaved_rates({path: partial(training_steps, batches, step, args.steps)
-                               for path, (batches, step) in paths.items()}, args.rounds, device)
+    for batches, run_step in paths.values():
+        training_steps(batches, run_step, args.warmup)
+    rates = interleaved_rates({path: partial(training_steps, batches, run_step, args.steps)
+                               for path, (batches, run_step) in paths.items()}, args.rounds, device)
     plain_rate, floor_rate = rates[plain_path], rates[floor_path]
     rows = [(architecture, path, rate, plain_rate, None if path == plain_path else floor_rate, peak_memory(device))
             for path, rate in rates.items()]
-    del plain, loader, trainer
+    del plain, loader, step
     if args.compile:
         rows.append(compiled_training_row(architecture, endless(fast_batches), args, device, dtype, plain_rate,
                                           floor_rate))
@@ -207,17 +229,18 @@ def bench_architecture(architecture, records, images, normalizer, args, device, 
 
 
 def compiled_training_row(architecture, batches, args, device, dtype, plain_rate, floor_rate) -> tuple:
-    """The fast path with ``torch.compile`` (compilation happens in the warm-up steps)."""
-    trainer = Trainer(fresh_model(architecture, args.crop, fast=True), device, dtype, two_passes=False)
-    trainer.model = torch.compile(trainer.model, mode=args.compile_mode)
+    """The fast path with the head under ``torch.compile``, as ``compile=True`` trains (compilation
+    happens in the first steps)."""
     path = f"train fast + torch.compile ({args.compile_mode})"
     try:
+        model = fresh_model(architecture, args.crop, fast=True)
+        step = training_step(model, device, dtype, head=torch.compile(HeadOnly(model), mode=args.compile_mode))
         started = time.perf_counter()
-        trainer.step(next(batches))
+        step.run(next(batches))
         synchronize(device)
         path += f", compiled in {time.perf_counter() - started:.0f} s"
-        training_steps(batches, trainer.step, args.warmup)
-        rate = interleaved_rates({path: partial(training_steps, batches, trainer.step, args.steps)}, args.rounds,
+        training_steps(batches, step.run, args.warmup)
+        rate = interleaved_rates({path: partial(training_steps, batches, step.run, args.steps)}, args.rounds,
                                  device)[path]
     except Exception as error:  # report, do not hide, a compiler failure on this machine
         print(f"# torch.compile failed: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
@@ -226,13 +249,13 @@ def compiled_training_row(architecture, batches, args, device, dtype, plain_rate
 
 
 def bench_inference(architecture, subset, normalizer, args, device) -> list[tuple]:
-    """TenCrop: plain per pair (the plain model, 2 trunk passes) vs grouped references (predict_mos
-    on the fast model), exact fp32 both, and the fast path under ``--precision`` autocast when that
-    is not fp32; median of ``--rounds`` interleaved rounds."""
+    """TenCrop: plain per pair (the plain model, 2 trunk passes) vs the package's scorer (grouped
+    references, the fast model), exact fp32 both, and the scorer under ``--precision`` autocast when
+    that is not fp32; median of ``--rounds`` interleaved rounds."""
     exact = Precision(device.type, None)
     plain = fresh_model(architecture, args.crop, fast=False).to(device).eval()
     fast = fresh_model(architecture, args.crop, fast=True).to(device).eval()
-    tencrop = DataLoader(PairDataset(subset, normalizer, mode="tencrop", crop_size=args.crop), batch_size=None,
+    tencrop = DataLoader(PlainPairs(subset, normalizer, args.crop, tencrop=True), batch_size=None,
                          num_workers=args.workers)
     runtime = Runtime(device)
     scores = {}
@@ -245,16 +268,16 @@ def bench_inference(architecture, subset, normalizer, args, device) -> list[tupl
         return len(items)
 
     def fast_scores(precision_name: str, pairs=subset) -> int:
-        scores[precision_name] = predict_mos(fast, pairs, normalizer, runtime, args.crop,
-                                             batch_size=args.inference_group, num_workers=args.workers,
-                                             precision=Precision(device.type, DTYPES[precision_name]))
+        scorer = TenCropScorer(fast, device, Precision(device.type, DTYPES[precision_name]))
+        scores[precision_name] = scorer.score_records(pairs, normalizer, runtime, group_size=args.inference_group,
+                                                      num_workers=args.workers)
         return len(pairs)
 
     plain_path = "TenCrop plain (per pair, 2 passes, fp32)"
     paths = {plain_path: partial(plain_scores, tencrop)}
     for name in dict.fromkeys(["fp32", args.precision]):
         paths[f"TenCrop fast (shared reference, groups of {args.inference_group}, {name})"] = partial(fast_scores, name)
-    plain_scores([PairDataset(subset[:1], normalizer, mode="tencrop", crop_size=args.crop)[0]])  # warm-ups
+    plain_scores([PlainPairs(subset[:1], normalizer, args.crop, tencrop=True)[0]])  # warm-ups
     for name in dict.fromkeys(["fp32", args.precision]):
         fast_scores(name, subset[:args.group])
     rates = interleaved_rates(paths, args.rounds, device)
@@ -265,14 +288,12 @@ def bench_inference(architecture, subset, normalizer, args, device) -> list[tupl
     return [(architecture, path, rate, plain_rate, None, peak_memory(device)) for path, rate in rates.items()]
 
 
-def check_equivalence(records, images, normalizer, args, device) -> None:
-    """Fast vs plain: same outputs in fp32 eval mode (same crops), same first training losses."""
-    order = list(range(min(len(records), args.batch_size)))
-    cached = CachedTrainBatches(records, images, normalizer, args.crop, seed=0, device=device)
-    dataset = PairDataset(records, normalizer, mode="train", crop_size=args.crop, seed=0)
-    dataset.set_epoch(0)
-    batch = cached.build(order, order, epoch=0)
-    items = [dataset[i] for i in order]
+def check_equivalence(builder, normalizer, args, device) -> None:
+    """Fast vs plain: same crops, same outputs in fp32 eval mode, same first training losses."""
+    order = list(range(min(len(builder.records), args.batch_size)))
+    batch = builder.build(order, order, epoch=0)
+    plain_pairs = PlainPairs(builder.records, normalizer, args.crop)
+    items = [plain_pairs[i] for i in order]
     reference = torch.stack([item["reference"] for item in items]).to(device)
     distorted = torch.stack([item["distorted"] for item in items]).to(device)
     augmentation = max((batch["reference"] - reference).abs().max().item(),
@@ -288,16 +309,15 @@ def check_equivalence(records, images, normalizer, args, device) -> None:
         losses = []
         # The same dropout masks in both (the fast masks are a different stream of the same distribution).
         plain_same_masks = fresh_model(architecture, args.crop, False).use_fast_dropout(True)
-        for trainer, batch_of in ((Trainer(fresh_model(architecture, args.crop, True), device, None, False), "fast"),
-                                  (Trainer(plain_same_masks, device, None, True), "plain")):
+        per_sample = {"reference": reference, "distorted": distorted, "target": batch["target"]}
+        for step, source in ((training_step(fresh_model(architecture, args.crop, True), device, None), batch),
+                             (training_step(plain_same_masks, device, None, two_passes=True), per_sample)):
             torch.manual_seed(123)
-            source = batch if batch_of == "fast" else {"reference": reference, "distorted": distorted,
-                                                      "target": batch["target"]}
-            losses.append([float(trainer.step(source)) for _ in range(3)])
+            losses.append([float(step.run(source)) for _ in range(3)])
         loss_gap = float(np.max(np.abs(np.subtract(*losses))))
         verdict = "OK" if difference < 1e-5 and loss_gap < 1e-5 else "MISMATCH"
         print(f"# check {architecture}: eval outputs fast vs plain max |Δ| = {difference:.2e}; first 3 training "
-              f"losses {['%.6f' % v for v in losses[0]]} vs {['%.6f' % v for v in losses[1]]} (max |Δ| "
+              f"losses {[f'{v:.6f}' for v in losses[0]]} vs {[f'{v:.6f}' for v in losses[1]]} (max |Δ| "
               f"{loss_gap:.1e}) {verdict}")
 
 
@@ -315,47 +335,36 @@ def check_upstream_parity(folder: Path, device: torch.device) -> None:
               f"{'OK' if difference < 1e-5 else 'MISMATCH'}")
 
 
-def profile_step(records, images, normalizer, args, device, dtype) -> None:
+def profile_step(architecture, builder, args, device, dtype) -> None:
     """Where a fast training step's time goes: batch building, trunk, head forward+backward+Adam."""
-    for architecture in args.architectures:
-        trainer = Trainer(fresh_model(architecture, args.crop, fast=True), device, dtype, two_passes=False)
-        cached = CachedTrainBatches(records, images, normalizer, args.crop, seed=0, device=device)
-        order = list(range(args.batch_size))
-        batch = cached.build(order, order, epoch=0)
-        features = trainer.model.extract_features(torch.cat([batch["reference"], batch["distorted"]]))
-        reference_features, distorted_features = features.split(args.batch_size)
+    order = list(range(args.batch_size))
+    step = training_step(fresh_model(architecture, args.crop, fast=True), device, dtype)
+    batch = builder.build(order, order, epoch=0)
+    features = step.trunk(batch["reference"], batch["distorted"])
 
-        def head_step() -> None:
-            with trainer.autocast():
-                out = trainer.model.forward_features(reference_features, distorted_features)
-            loss = nn.functional.mse_loss(out.float(), batch["target"])
-            trainer.optimizer.zero_grad(set_to_none=True)
-            trainer.scaler.scale(loss).backward()
-            trainer.scaler.step(trainer.optimizer)
-            trainer.scaler.update()
+    def head_step() -> None:
+        step.head(*features, batch["target"])
+        step.finish()
 
-        def trunk() -> None:
-            with trainer.autocast():
-                trainer.model.extract_features(torch.cat([batch["reference"], batch["distorted"]]))
-
-        parts = {"batch (cache → augmented crops)": lambda: cached.build(order, order, epoch=0),
-                 "trunk forward (2B images)": trunk, "head forward+backward+Adam": head_step,
-                 "whole step": lambda: trainer.step(batch)}
-        timings = []
-        for name, part in parts.items():
-            for _ in range(args.warmup):
-                part()
-            synchronize(device)
-            started = time.perf_counter()
-            for _ in range(args.steps):
-                part()
-            synchronize(device)
-            timings.append(f"{name} {1000 * (time.perf_counter() - started) / args.steps:.2f} ms")
-        print(f"# profile {architecture}, batch {args.batch_size}: " + "; ".join(timings))
+    parts = {"batch (cache → augmented crops)": lambda: builder.build(order, order, epoch=0),
+             "trunk forward (2B images)": lambda: step.trunk(batch["reference"], batch["distorted"]),
+             "head forward+backward+Adam": head_step, "whole step": lambda: step.run(batch)}
+    timings = []
+    for name, part in parts.items():
+        for _ in range(args.warmup):
+            part()
+        synchronize(device)
+        started = time.perf_counter()
+        for _ in range(args.steps):
+            part()
+        synchronize(device)
+        timings.append(f"{name} {1000 * (time.perf_counter() - started) / args.steps:.2f} ms")
+    print(f"# profile {architecture}, batch {args.batch_size}: " + "; ".join(timings))
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.benchmark", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--architectures", nargs="+", default=sorted(ARCHITECTURES), choices=sorted(ARCHITECTURES))
     parser.add_argument("--batch-size", type=int, default=16)
@@ -376,8 +385,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--inference-only", action="store_true", help="time TenCrop scoring only")
     parser.add_argument("--compile", action="store_true", help="also time the fast path under torch.compile")
     parser.add_argument("--compile-mode", default="default", help="torch.compile mode, e.g. reduce-overhead")
-    args = parser.parse_args(argv)
-    return args
+    return parser.parse_args(argv)
 
 
 if __name__ == "__main__":

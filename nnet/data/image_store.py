@@ -1,7 +1,7 @@
-"""Decode every image of a dataset once into uint8 memory, on the CPU or on a GPU.
+"""Where a batch builder gets its pixels: all decoded once into memory, or decoded from disk on each access.
 
-PIPAL's training set (200 references + 23,200 distorted 288×288 images) takes 5.8 GB as uint8.
-When every image has the same size they live in one ``[N, 3, H, W]`` tensor; otherwise in a list.
+Both stores answer ``store[path]`` with uint8 ``[3, H, W]`` pixels and ``store.size(path)`` with
+``(height, width)``, so the same batch builder (:mod:`nnet.data.batch_builder`) works over either.
 """
 
 import os
@@ -11,20 +11,23 @@ from pathlib import Path
 
 import torch
 
-from nnet.data.datasets import pair_size_problem
-from nnet.data.images import load_rgb
+from nnet.data.images import load_rgb, read_size
+from nnet.data.pair_checks import pair_size_problem
+from nnet.data.pixels import chw_pixels
 from nnet.data.problems import ProblemList
 from nnet.data.records import PairRecord
 
 
 def _decode(path: Path) -> torch.Tensor:
-    return torch.from_numpy(load_rgb(path)).permute(2, 0, 1)  # [3, H, W] uint8 (a view)
+    return chw_pixels(load_rgb(path))  # [3, H, W] uint8
 
 
 class DecodedImages:
-    """uint8 ``[3, H, W]`` pixels of every reference and distorted image of ``records``.
+    """uint8 ``[3, H, W]`` pixels of every reference and distorted image of ``records``, in memory.
 
-    Decoding runs in a thread pool (PIL releases the GIL). Size problems of pairs (sizes that
+    PIPAL's training set (200 references + 23,200 distorted 288×288 images) takes 5.8 GB as uint8.
+    When every image has the same size they live in one ``[N, 3, H, W]`` tensor; otherwise in a
+    list. Decoding runs in a thread pool (PIL releases the GIL). Size problems of pairs (sizes that
     differ, images smaller than the crop) are reported together in one DataError.
     """
 
@@ -57,6 +60,14 @@ class DecodedImages:
             stacked[index] = image
         return stacked
 
+    def to(self, device: torch.device) -> "DecodedImages":
+        """Move the pixels to ``device`` (in place; returns self)."""
+        if isinstance(self.images, torch.Tensor):
+            self.images = self.images.to(device)
+        else:
+            self.images = [image.to(device) for image in self.images]
+        return self
+
     def __getitem__(self, path: Path) -> torch.Tensor:
         return self.images[self.position[path]]
 
@@ -69,3 +80,26 @@ class DecodedImages:
         if isinstance(self.images, torch.Tensor):
             return self.images.numel()
         return sum(image.numel() for image in self.images)
+
+
+class ImageFiles:
+    """uint8 ``[3, H, W]`` pixels decoded from disk at every access: for datasets larger than memory.
+
+    Sizes come from the image header (no decode) or from the last decode of that image, and are
+    remembered. Pair sizes are checked by the batch builder, one batch at a time.
+    """
+
+    def __init__(self) -> None:
+        self.sizes: dict[Path, tuple[int, int]] = {}
+
+    def __getitem__(self, path: Path) -> torch.Tensor:
+        pixels = _decode(path)
+        self.sizes[path] = tuple(pixels.shape[-2:])
+        return pixels
+
+    def size(self, path: Path) -> tuple[int, int]:
+        """(height, width) of an image."""
+        if path not in self.sizes:
+            width, height = read_size(path)
+            self.sizes[path] = (height, width)
+        return self.sizes[path]

@@ -1,0 +1,43 @@
+"""The one pixel normalisation of the models' inputs, and TenCrop of pixel tensors.
+
+The published models see ``ToTensor`` then ``Normalize(0.5, 0.5)``: pixels scaled to [0, 1], then
+mapped to [−1, 1]. Everything that feeds a model (training batches, TenCrop scoring, the metric
+API, backbone calibration) goes through :func:`normalize_pixels`.
+"""
+
+import numpy as np
+import torch
+from torchvision.transforms import functional as F
+
+PIXEL_MEAN = 0.5
+PIXEL_STD = 0.5
+# What a checkpoint records about its input convention (see nnet.checkpoint).
+PIXEL_NORMALIZATION = {"input_range": [0.0, 1.0], "mean": [PIXEL_MEAN] * 3, "std": [PIXEL_STD] * 3}
+
+
+def chw_pixels(image: np.ndarray) -> torch.Tensor:
+    """uint8 ``[H, W, 3]`` array → uint8 ``[3, H, W]`` tensor (contiguous)."""
+    return torch.from_numpy(image).permute(2, 0, 1).contiguous()
+
+
+def normalize_pixels(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels (0..255) or float pixels in [0, 1], ``[..., 3, H, W]`` → float32 in [−1, 1].
+
+    The arithmetic of ``ToTensor`` + ``Normalize(0.5, 0.5)``, bit for bit. The input is never
+    modified in place.
+    """
+    if pixels.dtype == torch.uint8:
+        scaled = pixels.float().div_(255)
+    else:
+        scaled = pixels.to(torch.float32, copy=True)
+    return scaled.sub_(PIXEL_MEAN).div_(PIXEL_STD)
+
+
+def ten_crops(pixels: torch.Tensor, crop_size: int) -> torch.Tensor:
+    """Pixels ``[..., 3, H, W]`` (uint8 or [0, 1] floats) → normalised TenCrop ``[..., 10, 3, c, c]``.
+
+    torchvision's order: top-left, top-right, bottom-left, bottom-right, centre, then the same five
+    of the horizontally flipped image (the NTIRE protocol, scores averaged over the ten).
+    """
+    crops = F.ten_crop(normalize_pixels(pixels), [crop_size, crop_size])
+    return torch.stack(crops, dim=-4)

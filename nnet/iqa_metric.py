@@ -1,0 +1,187 @@
+"""Score image pairs as a metric, in the conventions of pyiqa and torchmetrics.
+
+    >>> import nnet
+    >>> metric = nnet.create_metric("iqa_conformer", checkpoint="checkpoints_swa-equal-21-30.ckpt", device="cuda")
+    >>> metric(distorted, reference)            # float tensors in [0, 1], [B, 3, H, W] or [3, H, W]
+    tensor([1503.2151, 1398.0464], dtype=torch.float64)
+    >>> metric("dist.bmp", "ref.bmp"), metric.lower_better, metric.score_range
+
+The distorted image comes first, as in pyiqa and torchmetrics; both names are in the signature, so
+``metric(distorted=..., reference=...)`` works too. Inputs: float tensors in [0, 1], uint8 tensors,
+file paths, PIL images or uint8 ``[H, W, 3]`` arrays, or a list of them; a single reference may
+serve a whole batch of distorted images. Any size with both sides of at least the model's crop (192)
+gives a score: each pair is cut into TenCrop (four corners and the centre of the image, and of its
+mirror image) and the ten crop scores are averaged, the NTIRE 2022 protocol
+(:mod:`nnet.engine.scoring`). Scores are on the scale of the checkpoint's training labels (e.g.
+PIPAL's MOS, or a dataset's DMOS where ``lower_better`` is True).
+"""
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from nnet.checkpoint import describe_scale, load_model
+from nnet.data.images import load_rgb, rgb_array
+from nnet.data.pixels import chw_pixels
+from nnet.engine.precision import scoring_precision
+from nnet.engine.scoring import TenCropScorer
+from nnet.errors import CheckpointError, DataError
+
+ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
+METRIC_ARCHITECTURES = {"iqa_conformer": "IQA_Conformer", "iqa_transformer": "IQA_Transformer"}
+
+
+def create_metric(name: str = "iqa_conformer", checkpoint: str | os.PathLike | None = None,
+                  device: str | torch.device | None = None, precision: str = "fp32",
+                  trust: bool = False) -> "FullReferenceMetric":
+    """A ready metric from a checkpoint of ours or of the original code (pyiqa's ``create_metric``).
+
+    Args:
+        name: ``iqa_conformer`` or ``iqa_transformer``; the checkpoint must hold that architecture.
+        checkpoint: the weights. No pretrained weights ship with nnet: train them
+            (``python main.py -c configs/PIPAL/IQA_Conformer.py``) or use the original code's.
+        device: e.g. ``"cuda"``, ``"cuda:1"``; default: CUDA when available, else the CPU.
+        precision: ``fp32`` (exact) or an opt-in ``fp16``/``bf16`` autocast.
+        trust: allow checkpoints that need arbitrary unpickling (unsafe; only for files you trust).
+    """
+    architecture = METRIC_ARCHITECTURES.get(name.lower())
+    if architecture is None:
+        raise ValueError(f"unknown metric {name!r}; choose one of {', '.join(METRIC_ARCHITECTURES)}")
+    if checkpoint is None:
+        raise ValueError(f"create_metric({name!r}) needs checkpoint=PATH: nnet ships no pretrained weights; train a "
+                         "model (python main.py -c configs/PIPAL/IQA_Conformer.py) or pass an original-code checkpoint")
+    metric = FullReferenceMetric(checkpoint, device, precision, trust)
+    if metric.architecture != architecture:
+        raise CheckpointError(f"{checkpoint}: holds an {metric.architecture}, not the {architecture} that {name!r} "
+                              f"names; use create_metric({metric.architecture.lower()!r}, ...)")
+    return metric
+
+
+class FullReferenceMetric(nn.Module):
+    """A checkpoint ready to score pairs (see the module docstring); eval mode, no gradients.
+
+    Attributes:
+        lower_better: True when lower scores mean better quality (a DMOS-trained model).
+        score_range: (lowest, highest) score of the training labels, or None when the checkpoint
+            does not record it (the original code's format and older ones of ours).
+        scale: the full score scale (:class:`nnet.data.normalize.MOSNormalizer`).
+        crop_size: the side of the crops the model scores (images must be at least this large).
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike, device: str | torch.device | None = None,
+                 precision: str = "fp32", trust: bool = False) -> None:
+        super().__init__()
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = load_model(checkpoint, device, trust=trust)
+        self.scale = self.model.score_scale
+        self.scorer = TenCropScorer(self.model, device, scoring_precision(precision, device))
+        self.architecture = self.model.architecture
+        self.crop_size = self.model.input_size
+        self.lower_better = self.scale.lower_is_better
+        self.score_range = self.scale.label_range
+
+    def forward(self, distorted: ImageInput | Sequence[ImageInput],
+                reference: ImageInput | Sequence[ImageInput]) -> torch.Tensor:
+        """Scores (float64 ``[B]``, on the checkpoint's scale) of ``B`` distorted images against their
+        references (``B`` references, or one for all)."""
+        distorted_images = as_pixel_list(distorted, "distorted")
+        reference_images = as_pixel_list(reference, "reference")
+        if len(reference_images) == 1 and len(distorted_images) > 1:
+            reference_images = reference_images * len(distorted_images)
+        if len(reference_images) != len(distorted_images):
+            raise DataError(f"distorted: {len(distorted_images)} images but reference: {len(reference_images)}; give "
+                            "one reference per distorted image, or a single reference for all")
+        for index, (image, ref) in enumerate(zip(distorted_images, reference_images)):
+            self._check_pair(image, ref, index)
+        return torch.cat([self.scale.denormalize(self.scorer.score_group(ref, torch.stack(group)))
+                          for ref, group in _runs_of_same_reference(reference_images, distorted_images)])
+
+    def _check_pair(self, distorted: "LabelledPixels", reference: "LabelledPixels", index: int) -> None:
+        (height, width), (ref_height, ref_width) = distorted.pixels.shape[-2:], reference.pixels.shape[-2:]
+        if (height, width) != (ref_height, ref_width):
+            raise DataError(f"{distorted.label}: size {width}x{height} differs from its reference {reference.label} "
+                            f"({ref_width}x{ref_height}) (pair {index}); a pair must be pixel-aligned: pair it with its own "
+                            "reference")
+        if min(height, width) < self.crop_size:
+            raise DataError(f"{distorted.label}: {width}x{height} is smaller than the model's {self.crop_size}x"
+                            f"{self.crop_size} crops (pair {index}); use images with both sides of at least "
+                            f"{self.crop_size} pixels (upscaling changes the quality being measured)")
+
+    def extra_repr(self) -> str:
+        return f"{self.architecture}, crops {self.crop_size}, {describe_scale(self.scale)}"
+
+
+class Predictor(FullReferenceMetric):
+    """The earlier scoring API: ``Predictor(checkpoint).score(reference=..., distorted=...)`` -> float.
+
+    Keywords only, so that the order of the two images cannot be mixed up silently (the metric call
+    takes the distorted image first, as pyiqa and torchmetrics do).
+    """
+
+    def score(self, *, reference: ImageInput, distorted: ImageInput) -> float:
+        return float(self(distorted, reference)[0])
+
+
+class LabelledPixels:
+    """Pixels ``[3, H, W]`` (uint8, or float in [0, 1]) and a label for error messages."""
+
+    __slots__ = ("pixels", "label", "key")
+
+    def __init__(self, pixels: torch.Tensor, label: str, key: object) -> None:
+        self.pixels, self.label, self.key = pixels, label, key
+
+
+def as_pixel_list(images: ImageInput | Sequence[ImageInput], name: str) -> list[LabelledPixels]:
+    """Every accepted input form → a list of checked ``[3, H, W]`` pixel tensors."""
+    if isinstance(images, (list, tuple)):
+        return [image for index, item in enumerate(images) for image in _as_pixels(item, f"{name}[{index}]")]
+    return _as_pixels(images, name)
+
+
+def _as_pixels(image: ImageInput, name: str) -> list[LabelledPixels]:
+    if isinstance(image, (str, os.PathLike)):
+        return [LabelledPixels(chw_pixels(load_rgb(image)), os.fspath(image), os.fspath(image))]
+    if isinstance(image, Image.Image):
+        return [LabelledPixels(chw_pixels(rgb_array(image)), name, id(image))]
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise DataError(f"{name}: a numpy array must be uint8 [H, W, 3], got {image.dtype} {list(image.shape)}; "
+                            "or pass a float tensor [3, H, W] in [0, 1]")
+        return [LabelledPixels(chw_pixels(image), name, id(image))]
+    if isinstance(image, torch.Tensor):
+        return _tensor_pixels(image, name)
+    raise DataError(f"{name}: cannot score a {type(image).__name__}; pass tensors in [0, 1], file paths, PIL images "
+                    "or uint8 arrays")
+
+
+def _tensor_pixels(tensor: torch.Tensor, name: str) -> list[LabelledPixels]:
+    if tensor.dim() not in (3, 4):
+        raise DataError(f"{name}: expected [B, 3, H, W] or [3, H, W], got shape {list(tensor.shape)}")
+    batch = tensor.detach().unsqueeze(0) if tensor.dim() == 3 else tensor.detach()
+    channels = batch.shape[1]
+    if channels != 3:
+        fix = "repeat the channel: x.expand(-1, 3, -1, -1)" if channels < 3 else "drop the extra channels (alpha?)"
+        raise DataError(f"{name}: {channels} channel(s) in shape {list(tensor.shape)}, the model needs 3 (RGB); {fix}")
+    if batch.dtype != torch.uint8:
+        if not batch.is_floating_point():
+            raise DataError(f"{name}: dtype {batch.dtype}; pass float images in [0, 1] or uint8 images")
+        low, high = float(batch.min()), float(batch.max())
+        if not (0.0 <= low and high <= 1.0):  # also catches NaN
+            hint = " (it looks normalised to [-1, 1]: pass (x + 1) / 2)" if -1.0 <= low < 0.0 and high <= 1.0 else (
+                " (it looks like 0..255: divide by 255)" if high > 1.0 and high <= 255.0 and low >= 0.0 else "")
+            raise DataError(f"{name}: values in [{low:.4g}, {high:.4g}], but images must be floats in [0, 1]{hint}")
+    return [LabelledPixels(item, f"{name}[{index}]" if len(batch) > 1 else name, (id(tensor), index))
+            for index, item in enumerate(batch)]
+
+
+def _runs_of_same_reference(references: list[LabelledPixels], distorted: list[LabelledPixels]):
+    """(reference pixels, [distorted pixels…]) for each run of consecutive pairs sharing a reference."""
+    start = 0
+    for end in range(1, len(references) + 1):
+        if end == len(references) or references[end].key != references[start].key:
+            yield references[start].pixels, [item.pixels for item in distorted[start:end]]
+            start = end

@@ -1,0 +1,125 @@
+"""Damaged or edited checkpoints never score: CRCs, content digest, non-finite weights; older formats keep loading."""
+
+import logging
+import shutil
+import zipfile
+
+import pytest
+import torch
+from PIL import Image
+
+import main
+import nnet
+from nnet.checkpoint import FORMAT_VERSION, build_checkpoint, read_checkpoint, save_checkpoint
+from nnet.checkpoint.integrity import content_digest
+from nnet.config import Config, DataConfig, ModelConfig, OptimizerConfig
+from nnet.data import MOSNormalizer
+from nnet.engine.paths import resolve_checkpoint
+from nnet.errors import CheckpointError
+
+SCALE = MOSNormalizer(mean=3.0, std=0.8, lower_is_better=True, dataset="toy", label_range=(1.0, 5.0))
+
+
+def flip_byte_inside(path, record_suffix="data/0"):
+    """Flip one byte in the middle of a tensor's record of the checkpoint archive at ``path``."""
+    with zipfile.ZipFile(path) as archive:
+        info = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    data = bytearray(path.read_bytes())
+    header = info.header_offset
+    name_length = int.from_bytes(data[header + 26:header + 28], "little")
+    extra_length = int.from_bytes(data[header + 28:header + 30], "little")
+    start = header + 30 + name_length + extra_length
+    data[start + info.file_size // 2] ^= 0x40
+    path.write_bytes(data)
+    return info.filename
+
+
+@pytest.fixture
+def saved(tiny_model, tmp_path):
+    return save_checkpoint(tmp_path / "checkpoints_1.ckpt", build_checkpoint(tiny_model("IQA_Conformer"), SCALE,
+                                                                            epoch=1))
+
+
+def test_a_saved_checkpoint_carries_its_scale_and_digest(saved):
+    raw = torch.load(saved, weights_only=True)
+    assert raw["format_version"] == FORMAT_VERSION == 2
+    assert raw["digest"] == content_digest(raw) and raw["digest"].startswith("sha256:")
+    assert raw["score_scale"]["crop_size"] == 64 and raw["score_scale"]["lower_is_better"] is True
+    assert raw["score_scale"]["pixel_normalization"]["mean"] == [0.5, 0.5, 0.5]
+    model = nnet.load_model(saved)
+    assert model.score_scale == SCALE and model.checkpoint_digest == raw["digest"]
+
+
+def test_a_flipped_byte_inside_a_tensor_is_refused(saved):
+    record = flip_byte_inside(saved)
+    with pytest.raises(CheckpointError, match=f"record '{record}' fails its CRC check"):
+        nnet.load_model(saved)
+
+
+def test_a_flipped_byte_in_an_original_format_checkpoint_is_refused(upstream_fixtures, tmp_path):
+    path = tmp_path / "original.ckpt"
+    shutil.copy(upstream_fixtures / "iqa_conformer_seed0.ckpt", path)
+    flip_byte_inside(path)
+    with pytest.raises(CheckpointError, match="original.ckpt: damaged checkpoint"):
+        nnet.load_model(path)
+
+
+def test_edited_content_with_valid_crcs_fails_the_digest(saved):
+    raw = torch.load(saved, weights_only=True)
+    raw["model_state_dict"]["head.output.bias"] += 800.0  # re-zipped by torch.save: the CRCs are fresh
+    torch.save(raw, saved)
+    with pytest.raises(CheckpointError, match="integrity check failed"):
+        read_checkpoint(saved)
+    raw.pop("digest")
+    torch.save(raw, saved)
+    with pytest.raises(CheckpointError, match="no integrity digest"):
+        read_checkpoint(saved)
+
+
+def test_non_finite_weights_refuse_to_load_and_predict_exits_2(tiny_model, tmp_path, capsys):
+    model = tiny_model("IQA_Conformer")
+    with torch.no_grad():
+        model.head.output.weight.fill_(float("nan"))
+    path = save_checkpoint(tmp_path / "nan.ckpt", build_checkpoint(model, SCALE))
+    with pytest.raises(CheckpointError, match=r"nan.ckpt: 1 tensors hold NaN or infinite values \(head.output.weight\)"):
+        nnet.load_model(path)
+    image = tmp_path / "a.png"
+    Image.new("RGB", (64, 64)).save(image)
+    assert main.main(["--mode", "predict", "--checkpoint", str(path), "--reference", str(image),
+                      "--distorted", str(image), "--cpu"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "NaN or infinite" in error
+
+
+def test_last_falls_back_past_a_damaged_checkpoint(tiny_model, tmp_path, caplog):
+    run = tmp_path / "run"
+    for epoch in (1, 2):
+        save_checkpoint(run / f"checkpoints_{epoch}.ckpt", build_checkpoint(tiny_model("IQA_Conformer"), SCALE,
+                                                                           epoch=epoch))
+    flip_byte_inside(run / "checkpoints_2.ckpt")
+    config = Config(name="t", model=ModelConfig(), data=DataConfig(), optimizer=OptimizerConfig(),
+                    callback_path=f"{run}/")
+    with caplog.at_level(logging.WARNING):
+        assert resolve_checkpoint(config, "last") == run / "checkpoints_1.ckpt"
+    assert "fails its CRC check" in caplog.text
+
+
+def test_format_1_takes_its_scale_from_its_config_and_the_original_format_is_pipal(tiny_model, tmp_path,
+                                                                                   upstream_fixtures, caplog):
+    old = build_checkpoint(tiny_model("IQA_Conformer"), SCALE)
+    old.pop("score_scale")
+    old["format_version"] = 1
+    old["config"] = {"data": {"mos_mean": 2.5, "mos_std": 1.5, "lower_is_better": True, "dataset": "csv"}}
+    path = tmp_path / "v1.ckpt"
+    torch.save(old, path)  # format 1 had no digest
+    with caplog.at_level(logging.INFO):
+        scale = nnet.load_model(path).score_scale
+        original = nnet.load_model(upstream_fixtures / "iqa_conformer_seed0.ckpt").score_scale
+    assert (scale.mean, scale.std, scale.lower_is_better) == (2.5, 1.5, True)
+    assert original == MOSNormalizer()
+    assert "format-1 checkpoint stores no score scale; using its training config's" in caplog.text
+    assert "original-code checkpoint, which stores no score scale; scores are on PIPAL's MOS scale" in caplog.text
+    old["config"] = None
+    torch.save(old, path)
+    with pytest.raises(CheckpointError, match="score scale is unknown"):
+        nnet.load_model(path)
