@@ -27,6 +27,7 @@ import argparse
 import statistics
 import tempfile
 import time
+import traceback
 from functools import partial
 from pathlib import Path
 
@@ -221,26 +222,35 @@ def run(args: argparse.Namespace) -> None:
               f"write); {device}{' ' + torch.cuda.get_device_name(device) if device.type == 'cuda' else ''}, "
               f"torch {torch.__version__}, batch 16, {args.epochs} epochs per variant", flush=True)
         variants = {"default": {}, "eager": {"trunk_lookahead": 1, "cuda_graphs": False}}
-        if args.compile:
-            variants["compile"] = {"compile": True}
-        results = []
-        for name, fields in variants.items():
-            if name in args.skip:
-                continue
-            try:
-                results.append(train_variant(name, data, args, runtime, folder / name, **fields))
-            except Exception as error:  # report and go on: the other measurements still count
-                print(f"# {name} failed: {type(error).__name__}: {str(error).splitlines()[0][:300]}", flush=True)
+        results = [attempt(name, train_variant, name, data, args, runtime, folder / name, **fields)
+                   for name, fields in variants.items() if name not in args.skip]
         if "losses" not in args.skip:
-            compare_losses(data, args, runtime, folder)
-        plain = plain_rate(data, args, runtime) if "plain" not in args.skip else float("nan")
+            attempt("losses", compare_losses, data, args, runtime, folder)
+        plain = attempt("plain", plain_rate, data, args, runtime) if "plain" not in args.skip else None
         if "scoring" not in args.skip:
-            scoring(data, args, runtime)
+            attempt("scoring", scoring, data, args, runtime)
+        if args.compile:  # last: compilation takes a minute or more
+            results.append(attempt("compile", train_variant, "compile", data, args, runtime, folder / "compile",
+                                   compile=True))
+    results = [result for result in results if result is not None]
+    plain = plain or float("nan")
     print(f"\n{'path':<10} {'pairs/s':>9} {'× plain':>8} {'30 epochs of PIPAL':>19} {'start-up':>9} {'GPU GB':>7}")
     for result in results:
         print(f"{result['name']:<10} {result['rate']:>9,.0f} {result['rate'] / plain:>8.1f} "
               f"{result['projected_minutes']:>15.1f} min {result['startup']:>7.1f} s {result['memory']:>7.2f}")
     print(f"{'plain':<10} {plain:>9,.0f} {1.0:>8.1f} {PIPAL_TRAINING_PAIRS * RECIPE_EPOCHS / plain / 60:>15.1f} min")
+
+
+def attempt(name: str, measure, *arguments, **keywords):
+    """``measure(...)``, or None after printing why it failed: one failure must not cost the other numbers
+    of a run on a borrowed GPU."""
+    try:
+        return measure(*arguments, **keywords)
+    except Exception as error:
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        print(f"# {name} failed: {type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''} "
+              f"({Path(where.filename).name}:{where.lineno})", flush=True)
+        return None
 
 
 def compare_losses(data: TrainingData, args: argparse.Namespace, runtime: Runtime, folder: Path) -> None:
@@ -275,8 +285,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scoring-pairs", type=int, default=320)
     parser.add_argument("--scoring-group", type=int, default=16)
     parser.add_argument("--compile", action="store_true", help="also the loop with compile=True")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["default", "eager", "compile", "losses", "plain",
-                                                                   "scoring"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["default", "eager", "losses", "plain", "scoring"])
     return parser.parse_args(argv)
 
 
