@@ -36,6 +36,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from benchmarks.benchmark import PlainPairs, fresh_model, interleaved_rates, training_step, training_steps
+from nnet.checkpoint import load_model
 from nnet.config import Config, DataConfig, ModelConfig, OptimizerConfig
 from nnet.data import MOSNormalizer, scan_pipal_train
 from nnet.data.grouped import ReferenceGroups
@@ -175,25 +176,30 @@ def plain_rate(data: TrainingData, args: argparse.Namespace, runtime: Runtime) -
 
 
 def scoring(data: TrainingData, args: argparse.Namespace, runtime: Runtime) -> None:
-    """TenCrop pairs/s of the one scorer in exact fp32, TF32 and fp16, and their scores' distance to fp32."""
+    """TenCrop pairs/s of the one scorer: exact fp32, TF32 and fp16, for each group size, with the scores'
+    distance to exact fp32; exact fp32 without the channels-last trunk; decoding and compute alone."""
     device = runtime.device
     records = data.train[:args.scoring_pairs]
     network = fresh_model("IQA_Conformer", args.crop, fast=True).to(device).eval()
     scale = MOSNormalizer()
     torch.backends.cudnn.benchmark = True
-    results = {}
-    for name in ("fp32", "tf32", "fp16"):
-        scorer = TenCropScorer(network, device, scoring_precision(name, device))
-        scorer.score_records(records[:16], scale, runtime, args.scoring_group, args.workers)  # warm-up
-        synchronize(device)
-        started = time.perf_counter()
-        scores = scorer.score_records(records, scale, runtime, args.scoring_group, args.workers)
-        synchronize(device)
-        results[name] = (len(records) / (time.perf_counter() - started), scale.normalize(scores))
-    loader_started = time.perf_counter()
-    groups = list(DataLoader(ReferenceGroups(records, args.crop, group_size=args.scoring_group), batch_size=None,
+    exact = None
+    for group_size in args.scoring_groups:
+        rates = []
+        for name in ("fp32", "tf32", "fp16"):
+            scorer = TenCropScorer(network, device, scoring_precision(name, device))
+            rate, scores = timed_scoring(scorer, records, scale, runtime, group_size, args.workers)
+            exact = scores if exact is None else exact
+            rates.append(f"{name} {rate:,.0f} pairs/s (max |Δ| from fp32 {np.abs(scores - exact).max():.2e})")
+        print(f"# TenCrop, {len(records)} pairs in groups of {group_size}: " + "; ".join(rates), flush=True)
+    network.use_fast_kernels(False)
+    rate, _ = timed_scoring(TenCropScorer(network, device, scoring_precision("fp32", device)), records, scale,
+                            runtime, args.scoring_groups[0], args.workers)
+    network.use_fast_kernels(True)
+    started = time.perf_counter()
+    groups = list(DataLoader(ReferenceGroups(records, args.crop, group_size=args.scoring_groups[0]), batch_size=None,
                              num_workers=args.workers))
-    decoding = len(records) / (time.perf_counter() - loader_started)
+    decoding = len(records) / (time.perf_counter() - started)
     scorer = TenCropScorer(network, device, scoring_precision("fp32", device))
     synchronize(device)
     started = time.perf_counter()
@@ -201,11 +207,36 @@ def scoring(data: TrainingData, args: argparse.Namespace, runtime: Runtime) -> N
         scorer.score_group(group["reference"], group["distorted"])
     synchronize(device)
     compute = len(records) / (time.perf_counter() - started)
-    exact = results["fp32"][1]
-    print(f"# TenCrop, {len(records)} pairs in groups of {args.scoring_group}: " + "; ".join(
-        f"{name} {rate:,.0f} pairs/s (max |Δ| from fp32 {np.abs(scores - exact).max():.2e} normalised)"
-        for name, (rate, scores) in results.items()) + f"; fp32 compute alone {compute:,.0f} pairs/s, decoding "
-        f"alone {decoding:,.0f} pairs/s ({args.workers} workers)", flush=True)
+    print(f"# TenCrop fp32 with a contiguous (not channels-last) trunk: {rate:,.0f} pairs/s; groups of "
+          f"{args.scoring_groups[0]}: fp32 compute alone {compute:,.0f} pairs/s, decoding alone {decoding:,.0f} "
+          f"pairs/s ({args.workers} workers)", flush=True)
+    if args.fixtures:
+        fixture_precision(args.fixtures, device)
+
+
+def timed_scoring(scorer: TenCropScorer, records, scale: MOSNormalizer, runtime: Runtime, group_size: int,
+                  workers: int) -> tuple[float, np.ndarray]:
+    """(pairs/s, normalised scores) of one pass after a warm-up."""
+    scorer.score_records(records[:group_size], scale, runtime, group_size, workers)
+    synchronize(runtime.device)
+    started = time.perf_counter()
+    scores = scorer.score_records(records, scale, runtime, group_size, workers)
+    synchronize(runtime.device)
+    return len(records) / (time.perf_counter() - started), scale.normalize(scores)
+
+
+def fixture_precision(folder: Path, device: torch.device) -> None:
+    """The original code's fixtures in TF32 and fp16 against exact fp32 (normalised outputs)."""
+    for stem in ("iqa_conformer_seed0", "iqa_transformer_seed0"):
+        model = load_model(folder / f"{stem}.ckpt", device)
+        io = torch.load(folder / f"{stem}_io.pt", weights_only=True)
+        outputs = {}
+        for name in ("fp32", "tf32", "fp16"):
+            with torch.no_grad(), scoring_precision(name, device).autocast():
+                outputs[name] = model(io["ref"].to(device), io["dist"].to(device)).float().cpu()
+        print(f"# fixture {stem}: exact fp32 vs the original code {(outputs['fp32'] - io['out']).abs().max():.2e}; "
+              f"TF32 vs exact {(outputs['tf32'] - outputs['fp32']).abs().max():.2e}; fp16 vs exact "
+              f"{(outputs['fp16'] - outputs['fp32']).abs().max():.2e} (normalised)", flush=True)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -217,11 +248,13 @@ def run(args: argparse.Namespace) -> None:
         args.root = args.root or generate_synthetic_pipal(folder / "PIPAL", refs=args.refs, distortions_per_ref=16,
                                                           size=args.image_size, test_refs=0).root
         records = scan_pipal_train(args.root)
-        data = TrainingData(records, [], MOSNormalizer())
+        # --repeat lengthens an epoch with the same images (PIPAL's epochs are 23,200 pairs long)
+        data = TrainingData(records * args.repeat, [], MOSNormalizer())
         print(f"# {len(records)} training pairs at {args.image_size}px ({time.perf_counter() - started:.0f} s to "
               f"write); {device}{' ' + torch.cuda.get_device_name(device) if device.type == 'cuda' else ''}, "
               f"torch {torch.__version__}, batch 16, {args.epochs} epochs per variant", flush=True)
         variants = {"default": {}, "eager": {"trunk_lookahead": 1, "cuda_graphs": False}}
+        variants.update({f"lookahead {ahead}": {"trunk_lookahead": ahead} for ahead in args.lookahead})
         results = [attempt(name, train_variant, name, data, args, runtime, folder / name, **fields)
                    for name, fields in variants.items() if name not in args.skip]
         if "losses" not in args.skip:
@@ -283,7 +316,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=8, help="DataLoader workers (plain path, scoring)")
     parser.add_argument("--plain-steps", type=int, default=20, help="timed steps of the plain path per round")
     parser.add_argument("--scoring-pairs", type=int, default=320)
-    parser.add_argument("--scoring-group", type=int, default=16)
+    parser.add_argument("--scoring-groups", type=int, nargs="+", default=[16], help="group sizes of TenCrop scoring")
+    parser.add_argument("--repeat", type=int, default=1, help="use every synthetic pair this many times an epoch")
+    parser.add_argument("--lookahead", type=int, nargs="*", default=[], help="also the default path with these "
+                        "trunk_lookahead values")
+    parser.add_argument("--fixtures", type=Path, help="the original code's fixtures: TF32 and fp16 against fp32")
     parser.add_argument("--compile", action="store_true", help="also the loop with compile=True")
     parser.add_argument("--skip", nargs="*", default=[], choices=["default", "eager", "losses", "plain", "scoring"])
     return parser.parse_args(argv)

@@ -97,8 +97,9 @@ class FullReferenceMetric(nn.Module):
                             "one reference per distorted image, or a single reference for all")
         for index, (image, ref) in enumerate(zip(distorted_images, reference_images)):
             self._check_pair(image, ref, index)
-        return torch.cat([self.scale.denormalize(self.scorer.score_group(ref, torch.stack(group)))
-                          for ref, group in _runs_of_same_reference(reference_images, distorted_images)])
+        normalized = [self.scorer.score_group(ref, torch.stack(group))
+                      for ref, group in _runs_of_same_reference(reference_images, distorted_images)]
+        return self.scale.denormalize(torch.cat(normalized).cpu())
 
     def _check_pair(self, distorted: "LabelledPixels", reference: "LabelledPixels", index: int) -> None:
         (height, width), (ref_height, ref_width) = distorted.pixels.shape[-2:], reference.pixels.shape[-2:]

@@ -56,8 +56,9 @@ class TenCropScorer:
 
     @torch.no_grad()
     def score_group(self, reference: torch.Tensor, distorted: torch.Tensor) -> torch.Tensor:
-        """Normalised scores (float64 ``[k]``, the mean over the ten crops) of ``k`` distorted images
-        ``[k, 3, H, W]`` against their reference ``[3, H, W]``; pixels uint8 or floats in [0, 1]."""
+        """Normalised scores (float64 ``[k]`` on the scorer's device, the mean over the ten crops) of ``k``
+        distorted images ``[k, 3, H, W]`` against their reference ``[3, H, W]``; pixels uint8 or floats in
+        [0, 1]. Nothing waits for the device: read the result when it is needed."""
         if distorted.shape[1:] != reference.shape or min(reference.shape[-2:]) < self.crop_size:
             raise ValueError(f"a group needs distorted images of its reference's size {tuple(reference.shape)} with "
                              f"sides of at least {self.crop_size}, got {tuple(distorted.shape)}")
@@ -75,7 +76,7 @@ class TenCropScorer:
                     for part in distorted_crops.split(per_call)])  # [k·10, 1]
         finally:
             network.train(was_training)
-        return normalized.view(len(distorted_crops), -1).double().mean(dim=1).cpu()
+        return normalized.view(len(distorted_crops), -1).double().mean(dim=1)
 
     def score_records(self, records: Sequence[PairRecord], scale: MOSNormalizer, runtime: Runtime,
                       group_size: int = 16, num_workers: int = 0, progress: bool = False) -> np.ndarray:
@@ -89,12 +90,12 @@ class TenCropScorer:
         groups = ReferenceGroups(records, self.crop_size, group_size=group_size, indices=shard)
         loader = DataLoader(groups, batch_size=None, num_workers=num_workers, pin_memory=self.device.type == "cuda")
         indices: list[int] = []
-        scores: list[float] = []
+        normalized: list[torch.Tensor] = []  # kept on the device: one transfer at the end, no wait per group
         for group in tqdm(loader, desc="scoring", unit="group", disable=not (progress and runtime.is_main),
                           leave=False):
-            normalized = self.score_group(group["reference"], group["distorted"])
-            scores += scale.denormalize(normalized).tolist()
+            normalized.append(self.score_group(group["reference"], group["distorted"]))
             indices += group["indices"].tolist()
+        scores = scale.denormalize(torch.cat(normalized).cpu()).tolist() if normalized else []
         predictions = np.full(len(records), np.nan)
         for part_indices, part_scores in gather_objects(runtime, (indices, scores)):
             predictions[part_indices] = part_scores
