@@ -15,6 +15,15 @@ import torch.nn.functional as F
 from nnet.data.transforms import AugmentParameters
 
 
+def host_to_device(values: Sequence | torch.Tensor, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A small tensor of host values on ``device``, copied from pinned memory on CUDA so that the host does not
+    wait for the device (a copy from pageable memory waits for the stream's earlier work)."""
+    tensor = torch.as_tensor(values, dtype=dtype)
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def _rotation_grid(angles: Sequence[float], size: int, device: torch.device) -> torch.Tensor:
     """Sampling grids [B, size, size, 2] of torchvision's ``rotate`` (centre, no expansion).
 
@@ -25,20 +34,19 @@ def _rotation_grid(angles: Sequence[float], size: int, device: torch.device) -> 
     for angle in angles:
         r = math.radians(-angle)
         rows.append([math.cos(r), math.sin(r), 0.0, -math.sin(r), math.cos(r), 0.0])
-    theta = torch.tensor(rows, dtype=torch.float32, device=device).view(-1, 2, 3)
+    theta = host_to_device(rows, torch.float32, device).view(-1, 2, 3)
     base = torch.empty(1, size, size, 3, dtype=torch.float32, device=device)
     base[..., 0].copy_(torch.linspace(-size * 0.5 + 0.5, size * 0.5 - 0.5, steps=size, device=device))
     base[..., 1].copy_(torch.linspace(-size * 0.5 + 0.5, size * 0.5 - 0.5, steps=size, device=device).unsqueeze_(-1))
     base[..., 2].fill_(1)
-    scale = torch.tensor([0.5 * size, 0.5 * size], dtype=torch.float32, device=device)
-    rescaled = theta.transpose(1, 2) / scale  # [B, 3, 2]
+    rescaled = theta.transpose(1, 2) / (0.5 * size)  # [B, 3, 2]
     grid = base.view(1, size * size, 3).expand(len(angles), -1, -1).bmm(rescaled)
     return grid.view(len(angles), size, size, 2)
 
 
 def augment_batch(pairs: torch.Tensor, parameters: Sequence[AugmentParameters], rotate: bool = True) -> torch.Tensor:
     """Flip and rotate already cropped, normalised pairs [B, 6, c, c] (channels 0-2 reference)."""
-    flips = torch.tensor([p.flip for p in parameters], device=pairs.device)
+    flips = host_to_device([p.flip for p in parameters], torch.bool, pairs.device)
     pairs = torch.where(flips.view(-1, 1, 1, 1), pairs.flip(-1), pairs)
     if not rotate:
         return pairs

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from torchvision.transforms import functional as F
 
-from nnet.data.batch_augment import augment_batch, crop_pairs
+from nnet.data.batch_augment import augment_batch, crop_pairs, host_to_device
 from nnet.data.image_store import DecodedImages, ImageFiles
 from nnet.data.normalize import MOSNormalizer
 from nnet.data.pair_checks import pair_size_problem
@@ -70,7 +70,7 @@ class PairBatchBuilder:
         return {
             "reference": pairs[:len(reference_indices), :3],  # [n, 3, c, c]
             "distorted": pairs[:, 3:],  # [g·n, 3, c, c]
-            "target": self.targets[list(distorted_indices)].to(self.device, non_blocking=True),
+            "target": host_to_device(self.targets[list(distorted_indices)], torch.float32, self.device),
             "name": [self.records[i].name for i in distorted_indices],
         }
 

@@ -36,6 +36,8 @@ class TrunkLookahead:
         self.side_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
 
     def __call__(self, batches: Iterable[dict], count: int) -> Iterator[tuple[dict, torch.Tensor, torch.Tensor]]:
+        if self.side_stream is not None:  # what the main stream did so far (e.g. filling the image cache)
+            self.side_stream.wait_stream(torch.cuda.current_stream(self.device))
         source = itertools.islice(iter(batches), count)
         pending = self._launch(source)
         while pending is not None:
@@ -50,8 +52,9 @@ class TrunkLookahead:
         if self.side_stream is None:
             chunk = list(itertools.islice(source, self.batches_per_call))
             return (chunk, self.trunk_features(chunk), None) if chunk else None
+        # No wait for the main stream here: the side stream reads only the image cache and the frozen trunk,
+        # which the head steps never write, so it runs ahead while they run.
         main_stream = torch.cuda.current_stream(self.device)
-        self.side_stream.wait_stream(main_stream)
         with torch.cuda.stream(self.side_stream):
             chunk = list(itertools.islice(source, self.batches_per_call))
             if not chunk:
