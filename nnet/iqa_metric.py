@@ -25,6 +25,7 @@ from PIL import Image
 from torch import nn
 
 from nnet.checkpoint import describe_scale, load_model
+from nnet.config import DEFAULT_INFERENCE_PRECISION
 from nnet.data.images import load_rgb, rgb_array
 from nnet.data.pixels import chw_pixels
 from nnet.engine.precision import scoring_precision
@@ -36,7 +37,7 @@ METRIC_ARCHITECTURES = {"iqa_conformer": "IQA_Conformer", "iqa_transformer": "IQ
 
 
 def create_metric(name: str = "iqa_conformer", checkpoint: str | os.PathLike | None = None,
-                  device: str | torch.device | None = None, precision: str = "fp32",
+                  device: str | torch.device | None = None, precision: str = DEFAULT_INFERENCE_PRECISION,
                   trust: bool = False) -> "FullReferenceMetric":
     """A ready metric from a checkpoint of ours or of the original code (pyiqa's ``create_metric``).
 
@@ -45,7 +46,8 @@ def create_metric(name: str = "iqa_conformer", checkpoint: str | os.PathLike | N
         checkpoint: the weights. No pretrained weights ship with nnet: train them
             (``python main.py -c configs/PIPAL/IQA_Conformer.py``) or use the original code's.
         device: e.g. ``"cuda"``, ``"cuda:1"``; default: CUDA when available, else the CPU.
-        precision: ``fp32`` (exact) or an opt-in ``fp16``/``bf16`` autocast.
+        precision: ``tf32`` (the default: CUDA's TF32 arithmetic, within 1e-4 of exact in normalised units),
+            ``fp32`` (exact) or ``fp16``/``bf16`` autocast; CPUs compute exact fp32 for both fp32 and tf32.
         trust: allow checkpoints that need arbitrary unpickling (unsafe; only for files you trust).
     """
     architecture = METRIC_ARCHITECTURES.get(name.lower())
@@ -73,7 +75,7 @@ class FullReferenceMetric(nn.Module):
     """
 
     def __init__(self, checkpoint: str | os.PathLike, device: str | torch.device | None = None,
-                 precision: str = "fp32", trust: bool = False) -> None:
+                 precision: str = DEFAULT_INFERENCE_PRECISION, trust: bool = False) -> None:
         super().__init__()
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = load_model(checkpoint, device, trust=trust)
@@ -95,7 +97,7 @@ class FullReferenceMetric(nn.Module):
         if len(reference_images) != len(distorted_images):
             raise DataError(f"distorted: {len(distorted_images)} images but reference: {len(reference_images)}; give "
                             "one reference per distorted image, or a single reference for all")
-        for index, (image, ref) in enumerate(zip(distorted_images, reference_images)):
+        for index, (image, ref) in enumerate(zip(distorted_images, reference_images, strict=True)):
             self._check_pair(image, ref, index)
         normalized = [self.scorer.score_group(ref, torch.stack(group))
                       for ref, group in _runs_of_same_reference(reference_images, distorted_images)]
@@ -104,9 +106,9 @@ class FullReferenceMetric(nn.Module):
     def _check_pair(self, distorted: "LabelledPixels", reference: "LabelledPixels", index: int) -> None:
         (height, width), (ref_height, ref_width) = distorted.pixels.shape[-2:], reference.pixels.shape[-2:]
         if (height, width) != (ref_height, ref_width):
-            raise DataError(f"{distorted.label}: size {width}x{height} differs from its reference {reference.label} "
-                            f"({ref_width}x{ref_height}) (pair {index}); a pair must be pixel-aligned: pair it with its own "
-                            "reference")
+            raise DataError(f"{distorted.label}: size {width}x{height} differs from its reference "
+                            f"{reference.label} ({ref_width}x{ref_height}) (pair {index}); a pair must be "
+                            "pixel-aligned: pair it with its own reference")
         if min(height, width) < self.crop_size:
             raise DataError(f"{distorted.label}: {width}x{height} is smaller than the model's {self.crop_size}x"
                             f"{self.crop_size} crops (pair {index}); use images with both sides of at least "

@@ -2,36 +2,44 @@
 
 All values are plain Python numbers, so a metrics dict can be logged, saved in a checkpoint or
 written as JSON. Correlations of fewer than 3 samples or of constant scores are NaN.
+
+The logistic-fitted PLCC and RMSE map the predictions onto the MOS with the 5-parameter logistic
+of VQEG and Sheikh et al. (2006), ``b1 (1/2 - 1/(1 + exp(b2 (x - b3)))) + b4 x + b5``, fitted by
+least squares (scipy's ``curve_fit``) from ``b1`` = the MOS range (negative when the PLCC is),
+``b2`` = 1 / the predictions' standard deviation, ``b3`` = their mean, ``b4`` = 0 and ``b5`` = the
+mean MOS.
 """
 
 import math
 import warnings
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import optimize, stats
 
 MIN_SAMPLES = 3
-_LOGISTIC_PARAMETERS = 4
+LOGISTIC_PARAMETERS = 5
+LOGISTIC_NAME = f"{LOGISTIC_PARAMETERS}-param logistic"  # for table headers
 _COLUMNS = (  # (key, header) of the metrics table
     ("count", "count"),
     ("plcc", "PLCC"),
     ("srcc", "SRCC"),
     ("krcc", "KRCC"),
     ("rmse", "RMSE"),
-    ("plcc_logistic", "PLCC(logistic)"),
-    ("rmse_logistic", "RMSE(logistic)"),
+    ("plcc_logistic", f"PLCC({LOGISTIC_NAME})"),
+    ("rmse_logistic", f"RMSE({LOGISTIC_NAME})"),
 )
 
 
 def correlation_metrics(predicted: ArrayLike, mos: ArrayLike) -> dict[str, float | int | bool]:
     """Agreement of ``predicted`` scores (on the MOS scale) with ``mos``.
 
-    Returns ``count``, ``plcc``, ``srcc``, ``krcc``, ``rmse`` and, after the VQEG 4-parameter
-    logistic mapping of the predictions onto MOS, ``plcc_logistic`` and ``rmse_logistic``.
-    ``logistic_fit_converged`` is False when the fit failed or was not attempted (4 samples or
+    Returns ``count``, ``plcc``, ``srcc``, ``krcc``, ``rmse`` and, after the 5-parameter logistic
+    mapping of the predictions onto MOS (module docstring), ``plcc_logistic`` and ``rmse_logistic``.
+    ``logistic_fit_converged`` is False when the fit failed or was not attempted (5 samples or
     fewer); the logistic values then equal the plain ones. Raises ValueError for NaN/inf inputs or different lengths.
     """
     predicted, mos = _as_vectors(predicted, mos)
@@ -48,15 +56,15 @@ def correlation_metrics(predicted: ArrayLike, mos: ArrayLike) -> dict[str, float
     }
     if predicted.size < MIN_SAMPLES or np.ptp(predicted) == 0 or np.ptp(mos) == 0:
         return metrics
-    fitted = _fit_logistic(predicted, mos)
-    mapped = predicted if fitted is None else fitted
+    fit = fit_logistic(predicted, mos)
+    mapped = predicted if fit is None else fit(predicted)
     metrics.update(
         plcc=float(stats.pearsonr(predicted, mos).statistic),
         srcc=float(stats.spearmanr(predicted, mos).statistic),
         krcc=float(stats.kendalltau(predicted, mos).statistic),
         plcc_logistic=float(stats.pearsonr(mapped, mos).statistic),
         rmse_logistic=_rmse(mapped, mos),
-        logistic_fit_converged=fitted is not None,
+        logistic_fit_converged=fit is not None,
     )
     return metrics
 
@@ -81,7 +89,8 @@ def format_metrics_table(overall: dict, per_group: dict | None = None) -> str:
     cells += [[str(group), *(_format_value(metrics[key]) for key, _ in _COLUMNS)] for group, metrics in rows]
     widths = [max(len(row[column]) for row in cells) for column in range(len(cells[0]))]
     lines = [
-        "  ".join([row[0].ljust(widths[0]), *(cell.rjust(width) for cell, width in zip(row[1:], widths[1:]))])
+        "  ".join([row[0].ljust(widths[0]),
+                   *(cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True))])
         for row in cells
     ]
     unfitted = [str(group) for group, metrics in rows if not metrics["logistic_fit_converged"]]
@@ -106,28 +115,43 @@ def _rmse(predicted: np.ndarray, mos: np.ndarray) -> float:
     return float(np.sqrt(np.mean((predicted - mos) ** 2))) if predicted.size else math.nan
 
 
-def _logistic(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
-    """VQEG 4-parameter logistic: from ``b2`` (x → -inf) to ``b1`` (x → +inf), centre ``b3``."""
-    # Overflow saturates the curve as intended; b4 = 0 gives inf/NaN, which the caller rejects.
-    with np.errstate(all="ignore"):
-        return (b1 - b2) / (1 + np.exp(-(x - b3) / abs(b4))) + b2
+def logistic(x: np.ndarray, b1: float, b2: float, b3: float, b4: float, b5: float) -> np.ndarray:
+    """The 5-parameter logistic (module docstring): a logistic step of height ``b1`` centred on ``b3``
+    plus the line ``b4 x + b5``."""
+    with np.errstate(over="ignore"):  # exp overflow saturates the step, as intended
+        return b1 * (0.5 - 1.0 / (1.0 + np.exp(b2 * (x - b3)))) + b4 * x + b5
 
 
-def _fit_logistic(predicted: np.ndarray, mos: np.ndarray) -> np.ndarray | None:
-    """Predictions mapped by the least-squares logistic, or None if the fit fails or is flat."""
-    if predicted.size <= _LOGISTIC_PARAMETERS:  # the fit would be underdetermined
+@dataclass(frozen=True)
+class LogisticFit:
+    """The fitted 5-parameter logistic; calling it maps predictions onto the MOS scale."""
+
+    parameters: tuple[float, float, float, float, float]
+
+    def __call__(self, predicted: ArrayLike) -> np.ndarray:
+        return logistic(np.asarray(predicted, dtype=np.float64), *self.parameters)
+
+
+def fit_logistic(predicted: ArrayLike, mos: ArrayLike) -> LogisticFit | None:
+    """The least-squares 5-parameter logistic from ``predicted`` to ``mos``, or None when it cannot be
+    fitted: 5 samples or fewer (underdetermined), constant scores, no convergence, or a flat or
+    non-finite mapping."""
+    predicted, mos = _as_vectors(predicted, mos)
+    if predicted.size <= LOGISTIC_PARAMETERS or np.ptp(predicted) == 0 or np.ptp(mos) == 0:
         return None
-    initial = (mos.max(), mos.min(), predicted.mean(), predicted.std())
+    direction = 1.0 if stats.pearsonr(predicted, mos).statistic >= 0 else -1.0
+    start = (direction * np.ptp(mos), 1.0 / predicted.std(), predicted.mean(), 0.0, mos.mean())
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optimize.OptimizeWarning)  # covariance is not used
-            parameters, _ = optimize.curve_fit(_logistic, predicted, mos, p0=initial, maxfev=10_000)
+            parameters, _ = optimize.curve_fit(logistic, predicted, mos, p0=start, maxfev=10_000)
     except RuntimeError:  # no convergence within maxfev
         return None
-    fitted = _logistic(predicted, *parameters)
+    fit = LogisticFit(tuple(float(value) for value in parameters))
+    fitted = fit(predicted)
     if not np.all(np.isfinite(fitted)) or np.ptp(fitted) == 0:
         return None
-    return fitted
+    return fit
 
 
 def _format_value(value: float | int) -> str:

@@ -32,7 +32,8 @@ config = Config(
 def upstream_fixtures() -> Path:
     """The folder of original-code checkpoints and their inputs/outputs (../shared in this workspace)."""
     if not (UPSTREAM_FIXTURES / "iqa_conformer_seed0.ckpt").is_file():
-        pytest.skip(f"upstream parity fixtures not found at {UPSTREAM_FIXTURES} (they ship beside the repo, in ../shared)")
+        pytest.skip(f"upstream parity fixtures not found at {UPSTREAM_FIXTURES} (they ship beside the repo, "
+                    "in ../shared)")
     return UPSTREAM_FIXTURES
 
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 import nnet
-from nnet.data import MOSNormalizer
 from nnet.checkpoint import FORMAT_VERSION, build_checkpoint, load_weights, read_checkpoint, save_checkpoint
-from nnet.errors import CheckpointError
 from nnet.checkpoint.upstream import map_upstream_key
+from nnet.data import MOSNormalizer
+from nnet.errors import CheckpointError
 
 FIXTURES = {"IQA_Conformer": "iqa_conformer_seed0", "IQA_Transformer": "iqa_transformer_seed0"}
 
@@ -52,7 +52,8 @@ def test_distributed_prefixes_are_stripped(upstream_fixtures, tmp_path):
 @pytest.mark.parametrize("architecture", ["IQA_Conformer", "IQA_Transformer"])
 def test_our_format_round_trips_with_its_description(architecture, tiny_model, tiny_pair, tmp_path):
     model = tiny_model(architecture).eval()
-    path = save_checkpoint(tmp_path / "checkpoints_3.ckpt", build_checkpoint(model, MOSNormalizer(), epoch=3, step=42, metrics={"srcc": 0.5}))
+    checkpoint = build_checkpoint(model, MOSNormalizer(), epoch=3, step=42, metrics={"srcc": 0.5})
+    path = save_checkpoint(tmp_path / "checkpoints_3.ckpt", checkpoint)
     raw = torch.load(path, weights_only=True)
     assert raw["format_version"] == FORMAT_VERSION and raw["epoch"] == 3 and raw["step"] == 42
     assert raw["versions"]["torch"] == torch.__version__ and raw["model_args"]["input_size"] == 64

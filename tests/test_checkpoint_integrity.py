@@ -81,7 +81,7 @@ def test_non_finite_weights_refuse_to_load_and_predict_exits_2(tiny_model, tmp_p
     with torch.no_grad():
         model.head.output.weight.fill_(float("nan"))
     path = save_checkpoint(tmp_path / "nan.ckpt", build_checkpoint(model, SCALE))
-    with pytest.raises(CheckpointError, match=r"nan.ckpt: 1 tensors hold NaN or infinite values \(head.output.weight\)"):
+    with pytest.raises(CheckpointError, match=r"nan.ckpt: 1 tensors hold NaN or infinite values \(head.output.weight"):
         nnet.load_model(path)
     image = tmp_path / "a.png"
     Image.new("RGB", (64, 64)).save(image)

@@ -14,8 +14,8 @@ from PIL import Image
 
 import main
 import nnet
-from nnet.data import MOSNormalizer
 from nnet.checkpoint import FORMAT_VERSION, build_checkpoint, save_checkpoint
+from nnet.data import MOSNormalizer
 
 
 @dataclass(frozen=True)
@@ -196,7 +196,7 @@ def predict_image_smaller_than_192(world: World) -> Case:
 def predict_pair_of_different_sizes(world: World) -> Case:
     distorted = image(world.tmp / "distorted.png", 208, 200)
     return Case(world.predict(image(world.tmp / "reference.png", 200), distorted), distorted,
-                "pair it with its own reference")
+                "re-export one of them at the other's size")
 
 
 @case
@@ -213,6 +213,66 @@ def predict_names_that_do_not_match(world: World) -> Case:
     image(world.tmp / "distorted/b.png", 200)
     return Case(world.predict(world.tmp / "references", world.tmp / "distorted"), world.tmp / "distorted",
                 "name each like its reference")
+
+
+@case
+def predict_missing_image(world: World) -> Case:
+    distorted = world.tmp / "distorted.png"
+    return Case(world.predict(image(world.tmp / "reference.png", 200), distorted), distorted, "restore it")
+
+
+@case
+def predict_without_pairs(world: World) -> Case:
+    return Case(["--mode", "predict", "--checkpoint", world.full_size], "--reference", "or --pairs CSV")
+
+
+@case
+def predict_pairs_and_folders_together(world: World) -> Case:
+    pairs = world.tmp / "pairs.csv"
+    pairs.write_text("reference,distorted\n")
+    return Case([*world.predict(world.tmp, world.tmp), "--pairs", pairs], f"--pairs {pairs}", "not both")
+
+
+@case
+def predict_pairs_csv_not_found(world: World) -> Case:
+    pairs = world.tmp / "pairs.csv"
+    return Case(["--mode", "predict", "--checkpoint", world.full_size, "--pairs", pairs], pairs,
+                "check the --pairs path")
+
+
+@case
+def predict_pairs_csv_without_a_distorted_column(world: World) -> Case:
+    pairs = world.tmp / "pairs.csv"
+    pairs.write_text("reference,image\na.png,b.png\n")
+    return Case(["--mode", "predict", "--checkpoint", world.full_size, "--pairs", pairs], pairs,
+                "no distorted column .*rename the column")
+
+
+@case
+def predict_output_is_a_folder(world: World) -> Case:
+    reference, distorted = image(world.tmp / "reference.png", 200), image(world.tmp / "distorted.png", 200)
+    (world.tmp / "scores").mkdir()
+    return Case([*world.predict(reference, distorted), "--output", world.tmp / "scores"], world.tmp / "scores",
+                "set --output to a file")
+
+
+@case
+def predict_unknown_device(world: World) -> Case:
+    reference, distorted = image(world.tmp / "reference.png", 200), image(world.tmp / "distorted.png", 200)
+    return Case([*world.predict(reference, distorted), "--device", "cuda:99"], "--device cuda:99",
+                "use --device cpu|use cuda:0")
+
+
+@case
+def predict_device_and_cpu_disagree(world: World) -> Case:
+    reference, distorted = image(world.tmp / "reference.png", 200), image(world.tmp / "distorted.png", 200)
+    return Case([*world.predict(reference, distorted), "--cpu", "--device", "cuda"], "--device cuda",
+                "give only one of them")
+
+
+@case
+def option_device_outside_predict(world: World) -> Case:
+    return Case(["-c", world.config(), "--device", "cpu"], "--device cpu", "only --mode predict takes it")
 
 
 def _label_line_case(world: World, line: str) -> Case:
@@ -312,8 +372,8 @@ def option_negative_workers(world: World) -> Case:
 @pytest.fixture(scope="module")
 def tiny_checkpoints() -> dict[str, dict]:
     torch.manual_seed(0)
-    return {architecture: build_checkpoint(nnet.build_model(architecture, input_size=64), MOSNormalizer(), epoch=1, step=3,
-                                           optimizer_state_dict={"state": {}, "param_groups": []})
+    return {architecture: build_checkpoint(nnet.build_model(architecture, input_size=64), MOSNormalizer(), epoch=1,
+                                           step=3, optimizer_state_dict={"state": {}, "param_groups": []})
             for architecture in ("IQA_Conformer", "IQA_Transformer")}
 
 

@@ -11,9 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import nnet
-from nnet.data import MOSNormalizer
 from nnet.checkpoint import FORMAT, build_checkpoint, read_checkpoint
-from nnet.data import scan_pairs_csv, scan_pipal_train
+from nnet.data import MOSNormalizer, scan_pairs_csv, scan_pipal_train
 from nnet.data.labels import is_plain_name, read_labels
 from nnet.engine.train import _restore_training_state
 from nnet.errors import IQAError
@@ -98,9 +97,9 @@ TENSORS = st.builds(lambda shape, dtype: torch.zeros(shape, dtype=dtype),
                     st.lists(st.integers(0, 3), max_size=3), DTYPES)
 LEAVES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8), st.binary(max_size=8),
                    TENSORS)
+KEYS = st.one_of(st.text(max_size=8), st.integers())
 VALUES = st.recursive(LEAVES, lambda children: st.one_of(
-    st.lists(children, max_size=3), st.dictionaries(st.one_of(st.text(max_size=8), st.integers()), children, max_size=3)),
-    max_leaves=6)
+    st.lists(children, max_size=3), st.dictionaries(KEYS, children, max_size=3)), max_leaves=6)
 STATE_DICTS = st.dictionaries(st.one_of(st.sampled_from(STATE_KEYS), st.text(max_size=8), st.integers()),
                               st.one_of(TENSORS, VALUES), max_size=5)
 MODEL_ARGS = st.dictionaries(st.sampled_from(["dim", "heads", "ff_mult", "dropout", "input_size", "kernel_size", "x"]),

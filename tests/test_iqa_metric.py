@@ -59,7 +59,7 @@ def test_files_pil_images_and_uint8_tensors_give_the_same_score(metric, tmp_path
     distorted, reference = images(batch=1)
     as_uint8 = [(image[0] * 255).round().to(torch.uint8) for image in (distorted, reference)]
     paths = []
-    for name, pixels in zip(("dist.png", "ref.png"), as_uint8):
+    for name, pixels in zip(("dist.png", "ref.png"), as_uint8, strict=True):
         Image.fromarray(pixels.permute(1, 2, 0).numpy()).save(tmp_path / name)
         paths.append(tmp_path / name)
     from_tensors = metric(*as_uint8)
@@ -98,7 +98,8 @@ def test_a_full_size_model_scores_256x256_and_300x200_images(tmp_path):
 
 
 @pytest.mark.parametrize(("distorted", "reference", "message"), [
-    (torch.rand(1, 3, 80, 80) * 2 - 1, torch.rand(1, 3, 80, 80), r"distorted: values in \[-.*\].*looks normalised to \[-1, 1\]"),
+    (torch.rand(1, 3, 80, 80) * 2 - 1, torch.rand(1, 3, 80, 80),
+     r"distorted: values in \[-.*\].*looks normalised to \[-1, 1\]"),
     (torch.rand(1, 3, 80, 80), torch.rand(1, 3, 80, 80) * 255, r"reference: values in .*0\.\.255"),
     (torch.rand(1, 3, 80, 80), torch.rand(1, 3, 80, 72), r"size 80x80 differs from its reference .* \(72x80\)"),
     (torch.rand(1, 1, 80, 80), torch.rand(1, 1, 80, 80), r"1 channel\(s\).*needs 3"),

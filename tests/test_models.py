@@ -12,7 +12,7 @@ from nnet.errors import WeightsUnavailableError
 from nnet.models import ARCHITECTURES, InceptionResNetV2Taps, build_model, feature_grid_size
 
 ARCHS = sorted(ARCHITECTURES)
-# spec §7: trainable head parameters and frozen trunk parameters
+# docs/architecture.md §1.7: trainable head parameters and frozen trunk parameters
 PARAMETER_COUNTS = {"IQA_Conformer": 1_159_169, "IQA_Transformer": 1_045_889}
 FROZEN_PARAMETERS = 1_672_672
 
@@ -108,7 +108,8 @@ def test_weights_file_round_trip_and_errors(tmp_path):
     torch.save(source.state_dict(), weights)
     target = InceptionResNetV2Taps()
     target.load_weights_file(weights)
-    assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), target.state_dict().values()))
+    pairs = zip(source.state_dict().values(), target.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
 
     with pytest.raises(WeightsUnavailableError, match="not found.*backbone_weights=calibrated-random"):
         target.load_weights_file(tmp_path / "absent.safetensors")

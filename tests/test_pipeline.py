@@ -86,7 +86,8 @@ def test_pipeline_writes_every_artefact(dataset, tmp_path, write_config):
 
     events = EventAccumulator(str(run / "logs"), size_guidance={"images": 0, "scalars": 0})
     events.Reload()
-    assert {"train/loss", "train/epoch_loss", "train/lr", "val/srcc", "val/plcc", "val/krcc"} <= set(events.Tags()["scalars"])
+    expected = {"train/loss", "train/epoch_loss", "train/lr", "val/srcc", "val/plcc", "val/krcc"}
+    assert expected <= set(events.Tags()["scalars"])
     assert "val/predicted_vs_mos" in events.Tags()["images"]
     assert len(events.Scalars("train/loss")) == 2 * 4  # one per optimizer step
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 import main
-from nnet.data import MOSNormalizer
 from nnet.checkpoint import build_checkpoint, save_checkpoint
 from nnet.config import Config, DataConfig, ModelConfig, OptimizerConfig
+from nnet.data import MOSNormalizer
 from nnet.engine.paths import remove_stale_temporaries, resolve_checkpoint
 from nnet.engine.preflight import check_output_folder
 from nnet.errors import CheckpointError, OutputError

@@ -135,7 +135,8 @@ def locked_run(tiny_config, tiny_model, tmp_path):
 
 
 @pytest.mark.parametrize("arguments", [[], ["--mode", "swa"], ["--mode", "generation", "--checkpoint", "2"],
-                                       ["--mode", "pipeline"]], ids=lambda arguments: arguments[1] if arguments else "training")
+                                       ["--mode", "pipeline"]],
+                         ids=lambda arguments: arguments[1] if arguments else "training")
 def test_every_writing_mode_is_refused_while_the_folder_is_locked(locked_run, arguments, capsys):
     config, run = locked_run
     before = {path: path.read_bytes() for path in run.glob("*.ckpt")}

@@ -1,4 +1,4 @@
-"""IQA Conformer on PIPAL: the NTIRE 2022 FR-IQA recipe (spec §9).
+"""IQA Conformer on PIPAL: the NTIRE 2022 FR-IQA recipe (docs/architecture.md §3.11).
 
 Frozen ImageNet Inception-ResNet-v2 trunk, Conformer encoder/decoder head (D=128, 4 heads, FFN 512),
 Adam 1e-4, batch 16, 30 epochs, fp16 mixed precision on CUDA, all of the PIPAL training set,

@@ -81,7 +81,7 @@ def build_checkpoint(model: nn.Module, score_scale: MOSNormalizer, **fields: Any
         "scaler_state_dict": None,
         "rng_state": None,
         "versions": {"nnet": __version__, "torch": str(torch.__version__), "timm": str(timm.__version__)},
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     unknown = set(fields) - set(checkpoint)
     if unknown:
@@ -284,7 +284,8 @@ def model_from_checkpoint(checkpoint: dict[str, Any], source: str | Path) -> Ful
     except CheckpointError as error:
         raise CheckpointError(f"{source}: {error}") from None
     if architecture not in ARCHITECTURES:
-        raise CheckpointError(f"{source}: unknown architecture {architecture!r}; this nnet knows {', '.join(ARCHITECTURES)}")
+        raise CheckpointError(f"{source}: unknown architecture {architecture!r}; this nnet knows "
+                              f"{', '.join(ARCHITECTURES)}")
     try:
         model = build_model(architecture, **model_args)
     except Exception as error:  # the constructors refuse bad arguments with TypeError, ValueError, RuntimeError…

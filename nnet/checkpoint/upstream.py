@@ -1,10 +1,11 @@
-"""Key mapping between the original code's state dicts (spec §6, §2.4) and ours."""
+"""Key mapping between the original code's state dicts and ours (docs/architecture.md §2)."""
 
 import re
 
 import torch
 
-UPSTREAM_STEM = {"0": "conv2d_1a", "1": "conv2d_2a", "2": "conv2d_2b", "4": "conv2d_3b", "5": "conv2d_4a", "7": "mixed_5b"}
+UPSTREAM_STEM = {"0": "conv2d_1a", "1": "conv2d_2a", "2": "conv2d_2b", "4": "conv2d_3b", "5": "conv2d_4a",
+                 "7": "mixed_5b"}
 
 # Applied in order to every non-backbone key; the FF and conv-module rules only fire inside those modules.
 _HEAD_RULES: list[tuple[re.Pattern, str]] = [
@@ -29,7 +30,7 @@ _HEAD_RULES: list[tuple[re.Pattern, str]] = [
         (r"conv_module\.layers\.6\.", "conv_module.pointwise_out."),
     ]
 ]
-# The heads are nn.Sequential upstream, indexed differently per architecture (spec §6).
+# The heads are nn.Sequential upstream, indexed differently per architecture (docs/architecture.md §2).
 _UPSTREAM_HEAD_INDEX = {
     "IQA_Conformer": {"head.1.": "head.hidden.", "head.3.": "head.output."},
     "IQA_Transformer": {"head.0.": "head.hidden.", "head.2.": "head.output."},

@@ -5,8 +5,8 @@ uint8 image of the same size. Type codes are the ``TT`` in ``A0001_TT_LL.bmp``.
 """
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter

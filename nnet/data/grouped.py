@@ -5,8 +5,8 @@ from collections.abc import Sequence
 import torch
 from torch.utils.data import Dataset
 
-from nnet.data.pair_checks import pair_size_problem
 from nnet.data.images import load_rgb
+from nnet.data.pair_checks import pair_size_problem
 from nnet.data.pixels import chw_pixels
 from nnet.data.records import PairRecord
 from nnet.errors import DataError

@@ -1,8 +1,9 @@
 """The score scale of a dataset: how its labels map to the model's normalised target and back."""
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from nnet.data.records import PairRecord
 from nnet.errors import DataError

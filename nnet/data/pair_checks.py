@@ -12,40 +12,56 @@ from nnet.errors import DataError
 
 
 def pair_size_problem(record: PairRecord, reference_size: Sequence[int],
-                      distorted_size: Sequence[int], crop_size: int) -> str | None:
-    """Why a pair of these ``(width, height)`` sizes cannot be cropped together, or None."""
+                      distorted_size: Sequence[int], crop_size: int, crop_is_fixed: bool = False) -> str | None:
+    """Why a pair of these ``(width, height)`` sizes cannot be cropped together, or None.
+
+    ``crop_is_fixed``: the crop is a trained model's (scoring), so the fix for small images is larger
+    images, not a smaller crop.
+    """
     (ref_w, ref_h), (dist_w, dist_h) = reference_size, distorted_size
     if (ref_w, ref_h) != (dist_w, dist_h):
         return (f"{record.distorted}: size {dist_w}x{dist_h} differs from its reference "
                 f"{record.reference} ({ref_w}x{ref_h}); a pair must be pixel-aligned: re-export "
                 f"one of them at the other's size or remove the pair")
     if min(ref_w, ref_h) < crop_size:
+        fix = (f"use images with both sides of at least {crop_size} pixels (upscaling would change the quality "
+               "being measured)" if crop_is_fixed else f"use a crop size ≤ {min(ref_w, ref_h)}")
         return (f"{record.distorted} and its reference {record.reference}: {ref_w}x{ref_h} is "
-                f"smaller than the {crop_size}x{crop_size} crop; use a crop size ≤ "
-                f"{min(ref_w, ref_h)} or remove the pair")
+                f"smaller than the {crop_size}x{crop_size} crop; {fix} or remove the pair")
     return None
 
 
-def validate_images(records: Sequence[PairRecord], crop_size: int = 192, decode: bool = False,
-                    threads: int = 8) -> None:
-    """Open every image once and raise one DataError listing all unreadable images, size
-    mismatches and images smaller than the crop.
+def pair_problems(records: Sequence[PairRecord], crop_size: int = 192, decode: bool = False, threads: int = 8,
+                  crop_is_fixed: bool = False) -> list[list[str]]:
+    """For each record, in order, why it cannot be cropped: its missing or unreadable images, or its
+    size problem (:func:`pair_size_problem`); an empty list when it can.
 
-    Only headers are read unless ``decode`` is True (slower; also finds truncated files).
+    Every image is opened once; only headers are read unless ``decode`` is True (slower; also finds
+    truncated files).
     """
     paths = sorted({path for r in records for path in (r.reference, r.distorted)})
     with ThreadPoolExecutor(max_workers=threads) as pool:
         sizes = dict(zip(paths, pool.map(lambda p: _size_or_problem(p, decode), paths), strict=True))
-    problems = ProblemList(f"Image check of {len(records)} pairs")
-    for message in sorted({size for size in sizes.values() if isinstance(size, str)}):
-        problems.add(message)
+    found = []
     for record in records:
         reference_size, distorted_size = sizes[record.reference], sizes[record.distorted]
-        if isinstance(reference_size, str) or isinstance(distorted_size, str):
+        unreadable = [size for size in (reference_size, distorted_size) if isinstance(size, str)]
+        if unreadable:
+            found.append(list(dict.fromkeys(unreadable)))
             continue
-        problem = pair_size_problem(record, reference_size, distorted_size, crop_size)
-        if problem:
-            problems.add(problem)
+        problem = pair_size_problem(record, reference_size, distorted_size, crop_size, crop_is_fixed)
+        found.append([problem] if problem else [])
+    return found
+
+
+def validate_images(records: Sequence[PairRecord], crop_size: int = 192, decode: bool = False,
+                    threads: int = 8) -> None:
+    """Raise one DataError listing all unreadable images, size mismatches and images smaller than
+    the crop (:func:`pair_problems`; an image shared by several pairs is listed once)."""
+    problems = ProblemList(f"Image check of {len(records)} pairs")
+    for message in dict.fromkeys(message for messages in pair_problems(records, crop_size, decode, threads)
+                                 for message in messages):
+        problems.add(message)
     problems.raise_if_any()
 
 

@@ -70,15 +70,15 @@ def scan_pairs_csv(
     for folder, role in ((root, "image root"), (ref_root, "reference folder")):
         if not folder.is_dir():
             raise DataError(f"{folder}: {role} of {csv_path} is not a folder; check the root path")
-    header_line, *rows = _read_rows(csv_path)
+    header_line, *rows = read_csv_rows(csv_path)
     header = [column.strip().lower() for column in header_line[1]]
-    reference_at = _column(header, reference_column, REFERENCE_COLUMNS, "reference_column",
+    reference_at = find_column(header, reference_column, REFERENCE_COLUMNS, "reference_column",
                            csv_path)
-    distorted_at = _column(header, distorted_column, DISTORTED_COLUMNS, "distorted_column",
+    distorted_at = find_column(header, distorted_column, DISTORTED_COLUMNS, "distorted_column",
                            csv_path)
-    score_at = _column(header, score_column, SCORE_COLUMNS, "score_column", csv_path,
+    score_at = find_column(header, score_column, SCORE_COLUMNS, "score_column", csv_path,
                        required=False)
-    type_at = _column(header, type_column, TYPE_COLUMNS, "type_column", csv_path,
+    type_at = find_column(header, type_column, TYPE_COLUMNS, "type_column", csv_path,
                       required=False)
 
     problems = ProblemList(f"Pairs CSV {csv_path}")
@@ -147,7 +147,7 @@ class _Folder:
         return found[0] if self.guard.check(found[0], problems, where) else None
 
 
-def _read_rows(csv_path: Path) -> list[tuple[int, list[str]]]:
+def read_csv_rows(csv_path: Path) -> list[tuple[int, list[str]]]:
     """``(line number, fields)`` of every row, the header first."""
     rows = []
     try:
@@ -165,7 +165,7 @@ def _read_rows(csv_path: Path) -> list[tuple[int, list[str]]]:
     return rows
 
 
-def _column(header: list[str], explicit: str | None, aliases: tuple[str, ...], option: str,
+def find_column(header: list[str], explicit: str | None, aliases: tuple[str, ...], option: str,
             csv_path: Path, required: bool = True) -> int | None:
     """Index of the column named by ``explicit``, else of the single matching alias."""
     role = option.removesuffix("_column")

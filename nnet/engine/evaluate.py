@@ -1,4 +1,5 @@
-"""``--mode evaluation``: metrics of a checkpoint on a labelled split of the config's dataset."""
+"""``--mode evaluation``: metrics of a checkpoint on a labelled split of the config's dataset, saved as
+JSON with a scatter plot (PNG) beside it."""
 
 import logging
 from pathlib import Path
@@ -7,20 +8,22 @@ import numpy as np
 
 from nnet.config import Config, resolve_num_workers
 from nnet.data import PairRecord
+from nnet.data.presets import locate
 from nnet.engine.distributed import Runtime
 from nnet.engine.preflight import REPORT_BYTES, check_output_folder
 from nnet.engine.reports import describe_report, evaluation_report, save_evaluation
-from nnet.data.presets import locate
 from nnet.engine.run_data import test_data, training_data, uses_ntire_test_part
 from nnet.engine.scoring import load_scorer
 from nnet.errors import DataError
+from nnet.plots import metrics_caption, save_scatter, score_label
 
 log = logging.getLogger(__name__)
 
 
 def labelled_split(config: Config, runtime: Runtime, split: str) -> list[PairRecord]:
-    """The records of ``split``: ``validation``, ``train`` or ``test`` (PIPAL: the NTIRE test part, with
-    labels; other datasets: the references held out by ``data.test_fraction``)."""
+    """The records of ``split``: ``validation``, ``train``, ``test`` (PIPAL: the NTIRE test part, with
+    labels; other datasets: the references held out by ``data.test_fraction``) or ``all`` (every
+    labelled pair of the dataset; for PIPAL, its training part)."""
     root = locate(config.data).root
     if split == "test" and uses_ntire_test_part(config.data):
         records = test_data(config.data, runtime)
@@ -29,7 +32,8 @@ def labelled_split(config: Config, runtime: Runtime, split: str) -> list[PairRec
                             "set data.test_labels to a name,score file or evaluate --split validation")
         return records
     data = training_data(config.data, runtime)
-    records = {"validation": data.validation, "train": data.train, "test": data.test}[split]
+    parts = {"validation": data.validation, "train": data.train, "test": data.test}
+    records = [*data.train, *data.validation, *data.test] if split == "all" else parts[split]
     if not records:
         fraction = "test_fraction" if split == "test" else "val_fraction"
         raise DataError(f"{root}: the {split} split is empty; set data.{fraction} (e.g. --set data.{fraction}=0.2) "
@@ -53,10 +57,14 @@ def evaluate(config: Config, runtime: Runtime, checkpoint: Path, split: str = "v
 
 def write_report(path: Path, records: list[PairRecord], predictions: np.ndarray, checkpoint: Path, split: str,
                  digest: str | None) -> dict:
-    """Metrics of ``predictions``, logged and saved as JSON at ``path``."""
+    """Metrics of ``predictions``, logged and saved as JSON at ``path``, and their scatter plot beside it
+    (``path`` with the suffix ``.png``)."""
     report = evaluation_report(records, predictions)
     save_evaluation(path, report, records, predictions,
                     {"checkpoint": str(checkpoint), "checkpoint_digest": digest, "split": split})
-    log.info("%s metrics of %s (pooled over %d pairs):\n%s\nsaved to %s", split, checkpoint.name, len(records),
-             describe_report(report), path)
+    plot = save_scatter(path.with_suffix(".png"), predictions, [record.mos for record in records],
+                        f"{checkpoint.name}, {split} split\n{metrics_caption(report['overall'])}",
+                        y_label=score_label(records[0].lower_is_better))
+    log.info("%s metrics of %s (pooled over %d pairs):\n%s\nsaved to %s and %s", split, checkpoint.name, len(records),
+             describe_report(report), path, plot)
     return report

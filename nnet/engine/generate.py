@@ -34,7 +34,7 @@ def generate(config: Config, runtime: Runtime, checkpoint: Path, trust: bool = F
         return None
     folder = Path(config.generation_path)
     archive = write_submission(
-        folder, {record.name: float(score) for record, score in zip(records, predictions)},
+        folder, {record.name: float(score) for record, score in zip(records, predictions, strict=True)},
         expected_names=[record.name for record in records], runtime_per_image=seconds_per_image,
         uses_gpu=runtime.device.type == "cuda",
         description=config.description or default_description(model.architecture))

@@ -39,10 +39,11 @@ class GraphedTrainingStep:
         inputs = (reference_features, distorted_features, target)
         if self.graph is None and not self.failed and self.eager_steps >= EAGER_WARMUP_STEPS:
             self._capture(inputs)
-        if self.graph is None or any(a.shape != b.shape or a.dtype != b.dtype for a, b in zip(inputs, self.static)):
+        if self.graph is None or any(value.shape != static.shape or value.dtype != static.dtype
+                                     for value, static in zip(inputs, self.static, strict=True)):
             self.eager_steps += 1
             return self._eager(inputs, names, last)
-        for static, value in zip(self.static, inputs):
+        for static, value in zip(self.static, inputs, strict=True):
             static.copy_(value, non_blocking=True)
         self.graph.replay()
         return BatchOutcome(self.static_loss.clone(), len(target), stepped=True, names=list(names), deferred=True)
@@ -62,7 +63,7 @@ class GraphedTrainingStep:
     def _capture(self, inputs: tuple[torch.Tensor, ...]) -> None:
         step = self.step
         self.static = tuple(torch.empty_like(value) for value in inputs)
-        for static, value in zip(self.static, inputs):
+        for static, value in zip(self.static, inputs, strict=True):
             static.copy_(value)
         graph = torch.cuda.CUDAGraph()
         try:

@@ -22,7 +22,7 @@ _STALE_TEMPORARY = re.compile(rf"^\.(?:{_LOCKED_OUTPUTS})\.[a-z0-9_]+\.tmp$")
 
 
 def checkpoint_path(config: Config, label: int | str) -> Path:
-    """``<callback_path>checkpoints_<label>.ckpt``, e.g. ``checkpoints_30.ckpt``, ``checkpoints_swa-equal-21-30.ckpt``."""
+    """``<callback_path>checkpoints_<label>.ckpt``: ``checkpoints_30.ckpt``, ``checkpoints_swa-equal-21-30.ckpt``."""
     return Path(config.callback_path) / f"checkpoints_{label}.ckpt"
 
 

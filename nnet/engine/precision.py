@@ -47,7 +47,7 @@ def training_precision(config: Config, device: torch.device) -> Precision:
         return Precision("cuda", DTYPES[config.precision])
     if config.precision == "bf16":
         return Precision("cpu", torch.bfloat16)
-    return Precision("cpu", None)  # the seed's fp16 mixed precision is a CUDA feature
+    return Precision("cpu", None)  # the original code's fp16 mixed precision is a CUDA feature
 
 
 def scoring_precision(name: str, device: torch.device) -> Precision:

@@ -1,83 +1,310 @@
-"""``--mode predict``: score your own image pairs (two files, or two folders matched by name) with any
-checkpoint, on the checkpoint's own score scale, through the metric API (:mod:`nnet.iqa_metric`)."""
+"""``--mode predict``: score your own image pairs with any checkpoint, on the checkpoint's own score scale,
+through the metric API (:mod:`nnet.iqa_metric`).
 
+Pairs come from two files, two folders or a CSV (:func:`collect_pairs`). Every pair's image headers
+are checked before anything is scored, and all problems are reported together; with ``skip_bad`` the
+pairs that cannot be scored are listed instead and the rest are scored. Rows are written as they are
+scored: to ``<output>.partial``, flushed after every group of pairs that share a reference and renamed
+to ``<output>`` at the end (a failure or a kill leaves the rows scored so far in the ``.partial`` file),
+or printed as a table.
+"""
+
+import contextlib
 import csv
-import io
-import os
-from collections.abc import Sequence
+import itertools
+import logging
+import sys
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TextIO
 
 import torch
+from tqdm import tqdm
 
+from nnet.config import DEFAULT_INFERENCE_PRECISION
+from nnet.data.images import load_rgb
+from nnet.data.pair_checks import pair_problems
+from nnet.data.pairs_csv import DISTORTED_COLUMNS, REFERENCE_COLUMNS, find_column, read_csv_rows
 from nnet.data.pipal import IMAGE_SUFFIXES
+from nnet.data.pixels import chw_pixels
+from nnet.data.problems import ProblemList
+from nnet.data.records import PairRecord
 from nnet.engine.preflight import REPORT_BYTES, check_output_folder
-from nnet.errors import DataError
-from nnet.fileio import atomic_write_text
+from nnet.errors import ConfigError, DataError, OutputError
+from nnet.fileio import partial_path, progressive_write
 from nnet.iqa_metric import FullReferenceMetric
 
+log = logging.getLogger(__name__)
+NAME_SEPARATORS = "_-."  # what may follow a reference's name in a distorted image's name
+PAIRS_PER_CALL = 16  # distorted images scored per metric call against one reference (its features computed once)
+GROUPS_AHEAD = 2  # groups decoded in threads while the current one is scored
+DECODE_THREADS = 4
+OUTPUT_COLUMNS = ("reference", "distorted", "score", "problem")
+MAX_LISTED = 20  # skipped pairs listed one per line on stderr (all of them are in the output)
 
-def match_folders(reference_dir: Path, distorted_dir: Path) -> list[tuple[Path, Path]]:
-    """(reference, distorted) pairs from two folders: the same file name, or PIPAL's convention
-    (``A0001_00_00.bmp`` → ``A0001.bmp``, the name up to the first underscore)."""
-    def images(folder: Path) -> dict[str, Path]:
-        if not folder.is_dir():
-            raise DataError(f"{folder}: folder not found; give an existing folder of images")
-        found = {p.name: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
-        if not found:
-            raise DataError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}); check the folder")
-        return found
 
-    references, distorted = images(reference_dir), images(distorted_dir)
-    by_stem = {path.stem: path for path in references.values()}
-    pairs, unmatched = [], []
-    for name, path in distorted.items():
-        reference = references.get(name) or by_stem.get(path.stem.split("_")[0])
-        if reference is None:
-            unmatched.append(name)
+def _pair(reference: Path, distorted: Path, reference_label: str, distorted_label: str) -> PairRecord:
+    """A pair to score; the labels are how the output names its images."""
+    return PairRecord(reference=reference, distorted=distorted, mos=None, name=distorted_label,
+                      reference_name=reference_label, distortion_type=None)
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The images directly in ``folder``, sorted by name."""
+    if not folder.is_dir():
+        raise DataError(f"{folder}: folder not found; give an existing folder of images")
+    found = [path for path in sorted(folder.iterdir()) if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()]
+    if not found:
+        raise DataError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}); check the folder")
+    return found
+
+
+def longest_prefix_match(stem: str, references_by_stem: dict[str, list[Path]]) -> list[Path]:
+    """The references named by the longest prefix of ``stem`` that is all of it or is followed by one of
+    ``NAME_SEPARATORS`` (``my_house`` for ``my_house_blur``, never for ``my_houseboat``); several when
+    references share that name (``a.png`` and ``a.bmp``), none when nothing matches."""
+    cuts = [len(stem)] + [cut for cut in range(len(stem) - 1, 0, -1) if stem[cut] in NAME_SEPARATORS]
+    for cut in cuts:
+        if stem[:cut] in references_by_stem:
+            return references_by_stem[stem[:cut]]
+    return []
+
+
+def match_folders(reference_dir: Path, distorted_dir: Path) -> list[PairRecord]:
+    """Pairs of two folders: a distorted image goes with the reference of the same file name, else with
+    the one whose name (without extension) is its name's longest prefix (:func:`longest_prefix_match`).
+    Sorted by reference, then distorted name, so that pairs sharing a reference are scored together."""
+    references = image_files(reference_dir)
+    by_name = {path.name: path for path in references}
+    by_stem: dict[str, list[Path]] = {}
+    for path in references:
+        by_stem.setdefault(path.stem, []).append(path)
+    pairs, unmatched, ambiguous = [], [], []
+    for path in image_files(distorted_dir):
+        found = [by_name[path.name]] if path.name in by_name else longest_prefix_match(path.stem, by_stem)
+        if len(found) == 1:
+            pairs.append(_pair(found[0], path, str(found[0]), str(path)))
+        elif found:
+            ambiguous.append(f"{path.name} matches {' and '.join(reference.name for reference in found)}")
         else:
-            pairs.append((reference, path))
+            unmatched.append(path.name)
+    problems = ProblemList(f"Matching {distorted_dir} to {reference_dir}")
     if unmatched:
-        shown = ", ".join(unmatched[:5]) + (f" and {len(unmatched) - 5} more" if len(unmatched) > 5 else "")
-        raise DataError(f"{distorted_dir}: {len(unmatched)} images have no reference in {reference_dir} ({shown}); "
-                        "name each like its reference, or <reference>_<anything>.<ext>")
+        problems.add(f"{distorted_dir}: {len(unmatched)} images have no reference in {reference_dir} "
+                     f"({_shown(unmatched)}); name each like its reference, or <reference>_<anything>.<ext> "
+                     "(- or . also separate)")
+    if ambiguous:
+        problems.add(f"{reference_dir}: references that share a name ({_shown(ambiguous)}); keep one reference "
+                     "per name")
+    problems.raise_if_any()
+    return sorted(pairs, key=lambda pair: (pair.reference_name, pair.name))
+
+
+def _shown(names: Sequence[str], count: int = 5) -> str:
+    return ", ".join(names[:count]) + (f" and {len(names) - count} more" if len(names) > count else "")
+
+
+def pairs_from_csv(csv_path: Path) -> list[PairRecord]:
+    """The pairs a CSV lists, in its order: a header naming a reference and a distorted column (the names
+    CSV datasets use, :mod:`nnet.data.pairs_csv`: ``reference``/``ref_name``/…, ``distorted``/``dist_name``/…;
+    other columns are ignored), then one row per pair. Relative paths are relative to the CSV's folder."""
+    if not csv_path.is_file():
+        raise DataError(f"{csv_path}: CSV file not found; check the --pairs path")
+    (_, header_row), *rows = read_csv_rows(csv_path)
+    header = [column.strip().lower() for column in header_row]
+    reference_at = find_column(header, None, REFERENCE_COLUMNS, "reference_column", csv_path)
+    distorted_at = find_column(header, None, DISTORTED_COLUMNS, "distorted_column", csv_path)
+    problems = ProblemList(f"Pairs CSV {csv_path}")
+    pairs = []
+    for line, row in rows:
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            problems.add(f"{csv_path}:{line}: {len(row)} fields where the header has {len(header)}; "
+                         "fix the row (quote paths that contain commas)")
+            continue
+        reference, distorted = row[reference_at].strip(), row[distorted_at].strip()
+        if not (reference and distorted):
+            problems.add(f"{csv_path}:{line}: empty image path; fill in the row or delete it")
+            continue
+        pairs.append(_pair(csv_path.parent / reference, csv_path.parent / distorted, reference, distorted))
+    if not pairs and not problems:
+        problems.add(f"{csv_path}: no rows after the header; add one row per pair")
+    problems.raise_if_any()
     return pairs
 
 
-def pairs_from_paths(reference: Path, distorted: Path) -> list[tuple[Path, Path]]:
-    """One pair of files, or every matched pair of two folders."""
+def collect_pairs(reference: Path | None, distorted: Path | None, pairs_csv: Path | None) -> list[PairRecord]:
+    """The pairs of ``--reference``/``--distorted`` (two files, or two folders) or of ``--pairs``."""
+    if pairs_csv is not None:
+        if reference is not None or distorted is not None:
+            raise ConfigError(f"--pairs {pairs_csv}: give either --pairs or --reference and --distorted, not both")
+        return pairs_from_csv(pairs_csv)
+    if reference is None or distorted is None:
+        raise ConfigError("--mode predict needs --reference PATH --distorted PATH (two files or two folders), "
+                          "or --pairs CSV")
     if reference.is_dir() != distorted.is_dir():
         raise DataError(f"{reference} and {distorted}: give two files or two folders, not one of each")
     if reference.is_dir():
         return match_folders(reference, distorted)
-    for path in (reference, distorted):
-        if not path.is_file():
-            raise DataError(f"{path}: image not found; check the path")
-    return [(reference, distorted)]
+    return [_pair(reference, distorted, str(reference), str(distorted))]
 
 
-def format_predictions(pairs: Sequence[tuple[Path, Path]], scores: Sequence[float], csv_format: bool) -> str:
-    """A CSV (``reference,distorted,score``) or an aligned table for the terminal."""
-    rows = [(str(reference), str(distorted), f"{score:.4f}") for (reference, distorted), score in zip(pairs, scores)]
-    if csv_format:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["reference", "distorted", "score"])
-        writer.writerows(rows)
-        return buffer.getvalue()
-    width = max(len(row[1]) for row in rows)
-    lines = [f"{'distorted':<{width}}  score"] + [f"{row[1]:<{width}}  {row[2]}" for row in rows]
-    return "\n".join(lines) + "\n"
+def parse_device(text: str) -> torch.device:
+    """``--device``: ``cpu``, ``cuda`` or ``cuda:N``, refused when this machine lacks it."""
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise ConfigError(f"--device {text}: not a device name; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"--device {text}: no CUDA GPU is usable here; use --device cpu")
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"--device {text}: this machine has {count} GPU(s); use cuda:0 to cuda:{count - 1}")
+    elif device.type != "cpu":
+        raise ConfigError(f"--device {text}: nnet scores on cpu, cuda or cuda:N; use one of those")
+    return device
 
 
-def predict_to_output(checkpoint: Path, reference: Path, distorted: Path, output: Path | None,
-                      device: torch.device, trust: bool = False, precision: str = "fp32") -> str:
-    """Score files or folders; write a CSV to ``output`` (atomically) or return a table for stdout."""
-    pairs = pairs_from_paths(reference, distorted)
+def predict_to_output(checkpoint: Path, pairs: Sequence[PairRecord], output: Path | None,
+                      device: str | torch.device, trust: bool = False, precision: str = DEFAULT_INFERENCE_PRECISION,
+                      skip_bad: bool = False, stdout: TextIO | None = None) -> str:
+    """``--mode predict``: check ``output``'s folder, load the checkpoint, then :func:`score_pairs`."""
     if output is not None:
+        if output.is_dir():
+            raise OutputError(f"{output}: is a folder; set --output to a file, e.g. {output / 'scores.csv'}")
         check_output_folder(output.parent, REPORT_BYTES, "--output")
-    metric = FullReferenceMetric(checkpoint, device, precision, trust)
-    scores = metric([path for _, path in pairs], [path for path, _ in pairs]).tolist()
-    if output is not None:
-        atomic_write_text(output, format_predictions(pairs, scores, csv_format=True))
-        return f"wrote {len(pairs)} scores to {output}\n"
-    return format_predictions(pairs, scores, csv_format=False)
+    return score_pairs(FullReferenceMetric(checkpoint, device, precision, trust), pairs, output, skip_bad, stdout)
+
+
+def score_pairs(metric: FullReferenceMetric, pairs: Sequence[PairRecord], output: Path | None,
+                skip_bad: bool = False, stdout: TextIO | None = None) -> str:
+    """Score ``pairs``: rows to the CSV ``output`` (columns ``OUTPUT_COLUMNS``) or a table on ``stdout``,
+    written as they are scored; returns a closing line for stdout.
+
+    Raises one DataError listing every pair that cannot be scored, before scoring anything, unless
+    ``skip_bad`` (then those pairs get a row with an empty score and the problem, and are listed on
+    stderr; the error is raised all the same when no pair can be scored). A pair that fails to decode
+    while scoring stops the run (``skip_bad``: is skipped); the rows written so far stay.
+    """
+    problems = {index: messages for index, messages in
+                enumerate(pair_problems(pairs, metric.crop_size, crop_is_fixed=True)) if messages}
+    if problems and (not skip_bad or len(problems) == len(pairs)):
+        fix = "none can be: fix them" if len(problems) == len(pairs) else (
+            "fix them, or pass --skip-bad to score the others")
+        listed = ProblemList(f"{len(problems)} of {len(pairs)} pairs cannot be scored ({fix})")
+        for message in dict.fromkeys(message for messages in problems.values() for message in messages):
+            listed.add(message)
+        listed.raise_if_any()
+    skipped = {index: " | ".join(messages) for index, messages in problems.items()}
+    for index in list(skipped)[:MAX_LISTED]:
+        log.warning("skipping %s: %s", pairs[index].name, skipped[index])
+    if len(skipped) > MAX_LISTED:
+        log.warning("skipping %d more pairs (the output lists each with its problem)", len(skipped) - MAX_LISTED)
+    with contextlib.ExitStack() as stack:
+        rows = (_CsvRows(stack.enter_context(progressive_write(output)), output) if output is not None
+                else _TableRows(stdout or sys.stdout, pairs))
+        bar = stack.enter_context(tqdm(total=len(pairs), desc="scoring", unit="pair", disable=None, file=sys.stderr))
+        for members, reference, distorted in _decoded_groups(pairs, _groups(pairs), skipped):
+            if isinstance(reference, str):  # the reference failed to decode: so do all of its pairs
+                distorted = dict.fromkeys(distorted, reference)
+            for index, pixels in distorted.items():
+                if isinstance(pixels, str):
+                    if not skip_bad:
+                        raise DataError(f"{pixels}, or pass --skip-bad to skip such pairs ({rows.kept()})")
+                    log.warning("skipping %s: %s", pairs[index].name, pixels)
+                    skipped[index] = pixels
+            scorable = [index for index in members if index not in skipped]
+            scores = metric([distorted[index] for index in scorable], reference).tolist() if scorable else []
+            by_index = dict(zip(scorable, scores, strict=True))
+            rows.write([(pairs[index], by_index.get(index), skipped.get(index, "")) for index in members])
+            bar.update(len(members))
+    if output is None:
+        return ""
+    skipped_note = f"; skipped {len(skipped)} pairs (see the problem column)" if skipped else ""
+    return f"wrote {len(pairs) - len(skipped)} scores to {output}{skipped_note}\n"
+
+
+def _groups(pairs: Sequence[PairRecord]) -> list[list[int]]:
+    """Indices of runs of consecutive pairs that share a reference, in chunks of at most PAIRS_PER_CALL."""
+    groups = []
+    for _, run in itertools.groupby(range(len(pairs)), key=lambda index: pairs[index].reference):
+        members = list(run)
+        groups += [members[start:start + PAIRS_PER_CALL] for start in range(0, len(members), PAIRS_PER_CALL)]
+    return groups
+
+
+def _load(path: Path) -> torch.Tensor | str:
+    """uint8 ``[3, H, W]`` pixels, or why the image cannot be decoded."""
+    try:
+        return chw_pixels(load_rgb(path))
+    except DataError as error:
+        return str(error)
+
+
+def _decoded_groups(pairs: Sequence[PairRecord], groups: list[list[int]], skipped: dict[int, str]
+                    ) -> Iterator[tuple[list[int], torch.Tensor | str | None, dict[int, torch.Tensor | str]]]:
+    """``(members, reference pixels, {index: distorted pixels})`` per group, the images decoded in threads
+    up to ``GROUPS_AHEAD`` groups ahead; pixels are a message where decoding failed; pairs in ``skipped``
+    are left out (and a group of only those has no reference: None)."""
+    with ThreadPoolExecutor(max_workers=DECODE_THREADS) as pool:
+        def submit(members: list[int]) -> tuple[list[int], Future | None, dict[int, Future]]:
+            wanted = [index for index in members if index not in skipped]
+            reference = pool.submit(_load, pairs[wanted[0]].reference) if wanted else None
+            return members, reference, {index: pool.submit(_load, pairs[index].distorted) for index in wanted}
+
+        def collect(members: list[int], reference: Future | None, distorted: dict[int, Future]) -> tuple:
+            return (members, reference.result() if reference else None,
+                    {index: future.result() for index, future in distorted.items()})
+
+        pending: deque = deque()
+        for members in groups:
+            pending.append(submit(members))
+            if len(pending) > GROUPS_AHEAD:
+                yield collect(*pending.popleft())
+        while pending:
+            yield collect(*pending.popleft())
+
+
+class _CsvRows:
+    """Rows of ``OUTPUT_COLUMNS`` to ``handle`` (``<output>.partial``), flushed per group; scores at full
+    precision, so that they read back as the metric's float64 exactly."""
+
+    def __init__(self, handle: TextIO, output: Path) -> None:
+        self.handle, self.output, self.count = handle, output, 0
+        self.writer = csv.writer(handle, lineterminator="\n")
+        self.writer.writerow(OUTPUT_COLUMNS)
+        handle.flush()
+
+    def write(self, rows: list[tuple[PairRecord, float | None, str]]) -> None:
+        self.writer.writerows((pair.reference_name, pair.name, "" if score is None else repr(score), problem)
+                              for pair, score, problem in rows)
+        self.handle.flush()
+        self.count += len(rows)
+
+    def kept(self) -> str:
+        return f"the {self.count} rows written before it are in {partial_path(self.output)}"
+
+
+class _TableRows:
+    """An aligned ``distorted  score`` table on ``stream``, printed as rows come (``skipped`` for skipped pairs)."""
+
+    def __init__(self, stream: TextIO, pairs: Sequence[PairRecord]) -> None:
+        self.stream, self.count = stream, 0
+        self.width = max(len("distorted"), *(len(pair.name) for pair in pairs))
+        self._print(f"{'distorted':<{self.width}}  score")
+
+    def write(self, rows: list[tuple[PairRecord, float | None, str]]) -> None:
+        for pair, score, _ in rows:
+            self._print(f"{pair.name:<{self.width}}  {'skipped' if score is None else f'{score:.4f}'}")
+        self.count += len(rows)
+
+    def kept(self) -> str:
+        return f"the {self.count} rows above were printed before it"
+
+    def _print(self, line: str) -> None:
+        tqdm.write(line, file=self.stream)  # keeps a progress bar on the same terminal intact
+        self.stream.flush()

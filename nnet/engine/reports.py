@@ -29,7 +29,7 @@ def save_evaluation(path: str | Path, report: dict[str, Any], records: Sequence[
         **extra,
         **report,
         "predictions": {record.name: {"predicted": float(score), "mos": record.mos}
-                        for record, score in zip(records, predictions)},
+                        for record, score in zip(records, predictions, strict=True)},
     }
     atomic_write_text(path, json.dumps(document, indent=2, allow_nan=True))
 

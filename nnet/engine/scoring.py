@@ -67,7 +67,7 @@ class TenCropScorer:
         network.eval()
         try:
             reference_crops = ten_crops(reference.to(self.device, non_blocking=True), self.crop_size)  # [10, 3, c, c]
-            distorted_crops = ten_crops(distorted.to(self.device, non_blocking=True), self.crop_size)  # [k, 10, 3, c, c]
+            distorted_crops = ten_crops(distorted.to(self.device, non_blocking=True), self.crop_size)  # [k,10,3,c,c]
             per_call = self.pairs_per_call or len(distorted_crops)
             with self.precision.autocast():
                 context = network.reference_context(network.extract_features(reference_crops))

@@ -1,6 +1,6 @@
 """NTIRE 2022 FR-IQA submission files: ``output.txt``, ``readme.txt`` and ``submission.zip``.
 
-The byte formats are fixed by the challenge (spec §11): ``name,score`` lines with 6 decimals,
+The byte formats are fixed by the challenge (docs/architecture.md §4.5): ``name,score`` lines with 6 decimals,
 sorted by name; a five-line readme; neither file ends with a newline.
 """
 

@@ -19,14 +19,21 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from nnet.checkpoint import (build_checkpoint, checkpoint_state, load_weights, model_from_checkpoint, read_checkpoint,
-                             save_checkpoint, score_scale_of)
+from nnet.checkpoint import (
+    build_checkpoint,
+    checkpoint_state,
+    load_weights,
+    model_from_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+    score_scale_of,
+)
 from nnet.config import Config, config_to_dict
+from nnet.data.transforms import epoch_seed
 from nnet.engine.distributed import Runtime
-from nnet.engine.run_data import training_data
 from nnet.engine.paths import checkpoint_path
 from nnet.engine.preflight import CHECKPOINT_BYTES, check_output_folder
-from nnet.data.transforms import epoch_seed
+from nnet.engine.run_data import training_data
 from nnet.engine.seeding import seed_everything
 from nnet.engine.training_batches import TrainingBatches
 from nnet.errors import CheckpointError

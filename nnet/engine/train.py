@@ -1,4 +1,4 @@
-"""Training: the seed's recipe (Adam, MSE on normalised MOS, paired augmentation), resumable.
+"""Training: the original code's recipe (Adam, MSE on normalised MOS, paired augmentation), resumable.
 
 Every epoch reseeds shuffling, augmentation and dropout from ``(config.seed, epoch)``, so a run
 resumed from the checkpoint of epoch k continues exactly as the uninterrupted run would have.
@@ -7,10 +7,9 @@ resumed from the checkpoint of epoch k continues exactly as the uninterrupted ru
 import logging
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterable
-from typing import Any
 
 import numpy as np
 import torch
@@ -18,24 +17,24 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from nnet.checkpoint import build_checkpoint, first_line, load_weights, read_checkpoint, save_checkpoint, unwrap_model
+from nnet.checkpoint import build_checkpoint, first_line, load_weights, read_checkpoint, save_checkpoint
 from nnet.config import Config, config_to_dict, resolve_num_workers
 from nnet.data.presets import locate
 from nnet.data.transforms import epoch_seed
 from nnet.engine.backbone_weights import prepare_backbone
-from nnet.engine.training_batches import TrainingBatches
 from nnet.engine.distributed import Runtime
-from nnet.engine.reports import describe_report, evaluation_report
+from nnet.engine.graphs import GraphedTrainingStep
 from nnet.engine.logbook import Logbook
-from nnet.engine.precision import Precision, scoring_precision, training_precision
+from nnet.engine.lookahead import TrunkLookahead, lookahead_batches
 from nnet.engine.paths import checkpoint_path, epoch_checkpoints
+from nnet.engine.precision import Precision, scoring_precision, training_precision
 from nnet.engine.preflight import CHECKPOINT_BYTES, check_output_folder
+from nnet.engine.reports import describe_report, evaluation_report
 from nnet.engine.run_data import TrainingData, record_split, training_data
 from nnet.engine.scoring import TenCropScorer
 from nnet.engine.seeding import rng_state, seed_everything
-from nnet.engine.graphs import GraphedTrainingStep
-from nnet.engine.lookahead import TrunkLookahead, lookahead_batches
 from nnet.engine.step import BatchOutcome, HeadOnly, TrainingStep, build_optimizer
+from nnet.engine.training_batches import TrainingBatches
 from nnet.errors import CheckpointError, IQAError
 from nnet.models import FullReferenceIQA, build_model
 
@@ -127,8 +126,8 @@ def train_one_epoch(trainer: "Trainer", batches: Iterable[dict], available: int,
                 tally.settle(pending.pop(0))
             progress.update()
             if not pending:
-                progress.set_postfix(loss=f"{float(tally.total_loss / max(tally.pairs, 1)):.4f}",
-                                     pairs_per_s=f"{tally.pairs * runtime.world_size / (time.perf_counter() - started):.1f}")
+                rate = tally.pairs * runtime.world_size / (time.perf_counter() - started)
+                progress.set_postfix(loss=f"{tally.total_loss / max(tally.pairs, 1):.4f}", pairs_per_s=f"{rate:.1f}")
         for outcome in pending:
             tally.settle(outcome)
     elapsed = time.perf_counter() - started
@@ -215,7 +214,8 @@ def _wrapped_head(network: FullReferenceIQA, config: Config, runtime: Runtime, u
     """The head as DistributedDataParallel and/or ``torch.compile`` need it (plain otherwise)."""
     head: nn.Module = HeadOnly(network)
     if runtime.distributed:
-        head = DistributedDataParallel(head, device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None)
+        head = DistributedDataParallel(head,
+                                       device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None)
     if config.compile:
         # Under our own CUDA graph step, Inductor's kernels are captured in it; otherwise on one GPU
         # torch.compile's CUDA graphs remove the launch cost; DDP and CPUs use the default mode.

@@ -1,7 +1,7 @@
 """The frozen Inception-ResNet-v2 trunk that turns an image into the six-tap feature map.
 
-Layers and taps follow spec §2: the timm ``inception_resnet_v2`` stem, ``mixed_5b`` and the first
-ten Block35 modules (``repeat.0`` … ``repeat.9``); the outputs of ``mixed_5b`` and of ``repeat.1``,
+Layers and taps (docs/architecture.md §1.2): the timm ``inception_resnet_v2`` stem, ``mixed_5b`` and the
+first ten Block35 modules (``repeat.0`` … ``repeat.9``); the outputs of ``mixed_5b`` and of ``repeat.1``,
 ``.3``, ``.5``, ``.7``, ``.9`` are concatenated into ``[B, 1920, h, w]`` (21×21 at 192×192).
 """
 
@@ -88,7 +88,7 @@ class InceptionResNetV2Taps(nn.Module):
         self.train(False)
 
     def reset_parameters(self) -> None:
-        """PyTorch's default initialisation (spec §8) for every conv and BatchNorm of the trunk."""
+        """PyTorch's default initialisation (docs/architecture.md §1.7) for every conv and BatchNorm of the trunk."""
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.BatchNorm2d)):
                 module.reset_parameters()
@@ -101,7 +101,7 @@ class InceptionResNetV2Taps(nn.Module):
         return self
 
     def train(self, mode: bool = True) -> "InceptionResNetV2Taps":
-        """The trunk stays in eval mode whatever the parent asks (spec §2.3)."""
+        """The trunk stays in eval mode whatever the parent asks (docs/architecture.md §1.2)."""
         return super().train(False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -168,7 +168,7 @@ class InceptionResNetV2Taps(nn.Module):
                 self.forward(batch)
                 seen += batch.shape[0]
         finally:
-            for norm, momentum in zip(norms, momenta):
+            for norm, momentum in zip(norms, momenta, strict=True):
                 norm.momentum = momentum
             self.train(False)
         if seen == 0:

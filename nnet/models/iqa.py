@@ -1,4 +1,4 @@
-"""The two full-reference IQA networks: IQA Conformer and IQA Transformer (spec §3–§5)."""
+"""The two full-reference IQA networks: IQA Conformer and IQA Transformer (docs/architecture.md §1.3–§1.5)."""
 
 from typing import Any, NamedTuple
 
@@ -32,7 +32,8 @@ class FullReferenceIQA(nn.Module):
 
     def __init__(self, dim: int, heads: int, ff_mult: int, dropout: float, input_size: int) -> None:
         super().__init__()
-        self.model_args: dict[str, Any] = dict(dim=dim, heads=heads, ff_mult=ff_mult, dropout=dropout, input_size=input_size)
+        self.model_args: dict[str, Any] = dict(dim=dim, heads=heads, ff_mult=ff_mult, dropout=dropout,
+                                               input_size=input_size)
         self.input_size = input_size
         self.grid_size = feature_grid_size(input_size)
         self.backbone = InceptionResNetV2Taps()
@@ -107,7 +108,7 @@ class FullReferenceIQA(nn.Module):
         """Scores [k·n, 1] of k groups of n distorted images ([k·n, 1920, h, w]) against the n references."""
         references = context.features
         groups = distorted_features.shape[0] // references.shape[0]
-        difference = references - distorted_features.view(groups, *references.shape)  # spec §3
+        difference = references - distorted_features.view(groups, *references.shape)  # f_ref − f_dist: §1.3
         stream = context.stream
         if stream.shape[0] != distorted_features.shape[0]:
             stream = stream.repeat(groups, *[1] * (stream.dim() - 1))

@@ -1,4 +1,4 @@
-"""Building blocks shared by the IQA Conformer and the IQA Transformer heads (spec §4.4, §5.4)."""
+"""Building blocks shared by the IQA Conformer and the IQA Transformer heads (docs/architecture.md §1.6)."""
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +43,7 @@ class AttentionModule(nn.Module):
     """Pre-norm attention: LayerNorm on the query stream only, attention, dropout.
 
     Self-attention when called without memory. For cross-attention the memory (the encoder output)
-    is used as it is, not normalised again (spec §13).
+    is used as it is, not normalised again (docs/architecture.md §1.6).
     """
 
     def __init__(self, dim: int, heads: int, dropout: float) -> None:
@@ -67,7 +67,7 @@ class AttentionModule(nn.Module):
 class FeedForward(nn.Module):
     """LayerNorm → Linear → activation → [dropout] → Linear → dropout.
 
-    The Conformer uses Swish with an inner dropout, the Transformer ReLU without one (spec §13).
+    The Conformer uses Swish with an inner dropout, the Transformer ReLU without one (docs/architecture.md §1.6).
     """
 
     def __init__(self, dim: int, hidden: int, activation: nn.Module, dropout: float, inner_dropout: bool) -> None:
@@ -85,7 +85,7 @@ class FeedForward(nn.Module):
 
 
 class ConvModule(nn.Module):
-    """Conformer convolution module on a channels-last grid [B, h, w, D] (spec §4.4).
+    """Conformer convolution module on a channels-last grid [B, h, w, D] (docs/architecture.md §1.6).
 
     LayerNorm → 1×1 conv to 2D → GLU → depthwise k×k ("same") → BatchNorm → Swish → 1×1 conv → dropout.
     """

@@ -1,4 +1,4 @@
-"""Score normalization (spec §1) and its direction for DMOS-like scores."""
+"""Score normalization (docs/architecture.md §3.3) and its direction for DMOS-like scores."""
 
 from pathlib import Path
 
@@ -9,7 +9,7 @@ from nnet.data import MOSNormalizer, PairRecord
 from nnet.errors import DataError
 
 
-def test_pipal_defaults_match_the_spec():
+def test_pipal_defaults_are_the_published_constants():
     normalizer = MOSNormalizer()
     assert normalizer.normalize(1448.9595) == 0.0
     assert normalizer.normalize(1448.9595 + 121.5351) == pytest.approx(1.0)

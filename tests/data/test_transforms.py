@@ -29,7 +29,7 @@ def test_normalization_equals_to_tensor_then_normalize():
 
 @pytest.mark.parametrize("seed", range(5))
 def test_augment_equals_the_original_torchvision_compose(seed):
-    """Same global seed → the same crop, flip and angle as the seed's transform pipeline."""
+    """Same global seed → the same crop, flip and angle as the original code's transform pipeline."""
     reference = normalized(random_pixels(70, 90, seed))
     distorted = normalized(random_pixels(70, 90, seed + 100))
     original = T.Compose([

@@ -1,0 +1,80 @@
+"""Predicted versus subjective scores: a scatter with the fitted logistic of :mod:`nnet.metrics`.
+
+One drawing serves the PNG files of evaluation and the cross-dataset benchmark and the TensorBoard
+image of validation. Figures are drawn on matplotlib's Agg canvas directly (no pyplot, no display,
+no change of matplotlib's global backend).
+"""
+
+import io
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
+
+from nnet.fileio import atomic_write
+from nnet.metrics import LOGISTIC_NAME, fit_logistic
+
+FIGURE_INCHES = 5.0
+PNG_DPI = 120
+CURVE_POINTS = 200
+
+
+def scatter_figure(predicted: ArrayLike, mos: ArrayLike, title: str = "", x_label: str = "predicted score",
+                   y_label: str = "MOS", inches: float = FIGURE_INCHES, dpi: int = PNG_DPI) -> Figure:
+    """One point per pair (``predicted`` on x, ``mos`` on y) and the logistic fitted from x to y, or a
+    legend note when it cannot be fitted (too few pairs, constant scores, no convergence)."""
+    predicted = np.asarray(predicted, dtype=np.float64).ravel()
+    mos = np.asarray(mos, dtype=np.float64).ravel()
+    figure = Figure(figsize=(inches, inches), dpi=dpi)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.scatter(predicted, mos, s=12, alpha=0.6, color="tab:blue", edgecolors="none", label=f"{mos.size} pairs")
+    fit = fit_logistic(predicted, mos)
+    if fit is not None:
+        curve = np.linspace(predicted.min(), predicted.max(), CURVE_POINTS)
+        axes.plot(curve, fit(curve), color="tab:red", linewidth=1.5, label=f"fitted {LOGISTIC_NAME}")
+    else:
+        axes.plot([], [], " ", label=f"no {LOGISTIC_NAME} fit")
+    axes.set_xlabel(x_label)
+    axes.set_ylabel(y_label)
+    axes.set_title(title, fontsize="medium")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="best", fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def save_scatter(path: str | Path, predicted: ArrayLike, mos: ArrayLike, title: str = "",
+                 x_label: str = "predicted score", y_label: str = "MOS") -> Path:
+    """:func:`scatter_figure` as a PNG file at ``path``, written atomically."""
+    buffer = io.BytesIO()
+    scatter_figure(predicted, mos, title, x_label, y_label).savefig(buffer, format="png")
+    with atomic_write(path) as handle:
+        handle.write(buffer.getbuffer())
+    return Path(path)
+
+
+def scatter_pixels(predicted: ArrayLike, mos: ArrayLike, title: str = "", x_label: str = "predicted score",
+                   y_label: str = "MOS", inches: float = 4.0, dpi: int = 80) -> np.ndarray:
+    """:func:`scatter_figure` rendered as an RGB uint8 array ``[H, W, 3]`` (for TensorBoard)."""
+    figure = scatter_figure(predicted, mos, title, x_label, y_label, inches, dpi)
+    canvas = figure.canvas
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def score_label(lower_is_better: bool, scale: str = "subjective score") -> str:
+    """An axis label that says the direction, e.g. ``subjective score (lower is better)``."""
+    return f"{scale} ({'lower' if lower_is_better else 'higher'} is better)"
+
+
+def metrics_caption(metrics: dict) -> str:
+    """``SRCC 0.912, PLCC 0.905, PLCC (5-param logistic) 0.925`` from :func:`nnet.metrics.correlation_metrics`'
+    values, for a title (NaN values, and the logistic PLCC of a failed fit, left out)."""
+    names = [("srcc", "SRCC"), ("plcc", "PLCC")]
+    if metrics.get("logistic_fit_converged"):
+        names.append(("plcc_logistic", f"PLCC ({LOGISTIC_NAME})"))
+    return ", ".join(f"{name} {metrics[key]:.3f}" for key, name in names
+                     if isinstance(metrics.get(key), float) and np.isfinite(metrics[key]))
