@@ -108,20 +108,25 @@ def _syntax_error(error: SyntaxError) -> str:
 
 @contextlib.contextmanager
 def _folder_package(folder: Path) -> Iterator[str]:
-    """Register ``folder`` as a uniquely named package for as long as a config in it runs, so that
-    its relative imports find the files beside it; afterwards sys.modules is as it was."""
-    name = f"_nnet_config_folder_{next(_package_counter)}"
-    spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
-    spec.submodule_search_locations = [str(folder)]
-    cached_finder = str(folder) in sys.path_importer_cache
-    sys.modules[name] = importlib.util.module_from_spec(spec)
+    """Register ``folder`` and its parent as uniquely named packages for as long as a config in it runs,
+    so that its relative imports find the files beside it (``from .IQA_Conformer import config``) and in
+    sibling folders (``from ..PIPAL.IQA_Conformer import config``); afterwards sys.modules is as it was."""
+    parent = f"_nnet_config_folder_{next(_package_counter)}"
+    name = f"{parent}.{folder.name}"
+    searched = [str(folder.parent), str(folder)]
+    cached_finders = {path for path in searched if path in sys.path_importer_cache}
+    for package, path in ((parent, folder.parent), (name, folder)):
+        spec = importlib.machinery.ModuleSpec(package, None, is_package=True)
+        spec.submodule_search_locations = [str(path)]
+        sys.modules[package] = importlib.util.module_from_spec(spec)
     try:
         yield name
     finally:
-        for module_name in [key for key in sys.modules if key == name or key.startswith(f"{name}.")]:
+        for module_name in [key for key in sys.modules if key == parent or key.startswith(f"{parent}.")]:
             del sys.modules[module_name]
-        if not cached_finder:  # the finder import created for the folder; a later load must see new files
-            sys.path_importer_cache.pop(str(folder), None)
+        for path in searched:  # the finders import created for the folders; a later load must see new files
+            if path not in cached_finders:
+                sys.path_importer_cache.pop(path, None)
 
 
 def _describe_failure(error: Exception, path: Path, package: str) -> str:
@@ -131,7 +136,8 @@ def _describe_failure(error: Exception, path: Path, package: str) -> str:
         return _syntax_error(error)
     frames = [frame for frame in traceback.extract_tb(error.__traceback__)
               if Path(frame.filename).parent == path.parent]
-    message = str(error).replace(f"{package}.", "")  # the private package's name means nothing to a user
+    # The private packages' names mean nothing to a user.
+    message = str(error).replace(f"{package}.", "").replace(f"{package.rsplit('.', 1)[0]}.", "")
     if not frames:
         return f"{path}: {type(error).__name__}: {message}"
     frame = frames[-1]

@@ -326,6 +326,19 @@ def test_a_variant_imports_its_base_relatively_from_any_folder(tmp_path, monkeyp
     assert sys.path == search_path
 
 
+def test_a_variant_imports_a_base_from_a_sibling_folder(tmp_path):
+    write_variant(tmp_path / "configs" / "recipes")
+    (tmp_path / "configs" / "datasets").mkdir()
+    derived = write_config(tmp_path / "configs" / "datasets", """
+        import dataclasses
+        from ..recipes.variant import config as recipe
+        config = dataclasses.replace(recipe, name="derived")
+    """, "derived.py")
+    modules = set(sys.modules)
+    assert load_config(derived) == make_config(name="derived", epochs=5)
+    assert set(sys.modules) == modules
+
+
 def test_errors_in_a_base_name_the_base_file_and_line(tmp_path):
     base = tmp_path / "configs" / "base.py"
     variant = write_variant(tmp_path / "configs", "x = 1\nconfig = Config('a', ModelConfig(), DataConfig(mos_std=0),\n"
