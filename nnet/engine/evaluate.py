@@ -47,6 +47,11 @@ def evaluate(config: Config, runtime: Runtime, checkpoint: Path, split: str = "v
     check_output_folder(config.callback_path, REPORT_BYTES, "callback_path")
     records = labelled_split(config, runtime, split)
     scorer, model = load_scorer(checkpoint, config, runtime, trust)
+    if runtime.is_main and records[0].lower_is_better != model.score_scale.lower_is_better:
+        log.warning("%s predicts %s-is-better scores but these labels are %s-is-better: its correlations with them "
+                    "come out negative; --mode benchmark orients the two alike", checkpoint,
+                    "lower" if model.score_scale.lower_is_better else "higher",
+                    "lower" if records[0].lower_is_better else "higher")
     predictions = scorer.score_records(records, model.score_scale, runtime, config.batch_size_eval,
                                        resolve_num_workers(config.num_workers), progress=True)
     if not runtime.is_main:

@@ -9,7 +9,7 @@ from nnet.engine.evaluate import write_report
 from nnet.engine.preflight import REPORT_BYTES, check_output_folder
 from nnet.engine.run_data import test_data
 from nnet.engine.scoring import load_scorer, timed_scores
-from nnet.engine.submission import default_description, write_submission
+from nnet.engine.submission import TEST_REPORT, default_description, write_submission
 from nnet.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,6 @@ def generate(config: Config, runtime: Runtime, checkpoint: Path, trust: bool = F
         description=config.description or default_description(model.architecture))
     log.info("wrote %s (%d images, %.3f s per image)", archive, len(records), seconds_per_image)
     if all(record.mos is not None for record in records):
-        write_report(folder / "test_evaluation.json", records, predictions, checkpoint, "test",
+        write_report(folder / TEST_REPORT, records, predictions, checkpoint, "test",
                      model.checkpoint_digest)
     return archive

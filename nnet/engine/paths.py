@@ -8,7 +8,7 @@ from pathlib import Path
 from nnet.checkpoint import read_checkpoint
 from nnet.config import Config
 from nnet.engine.run_data import SPLIT_FILE
-from nnet.engine.submission import OUTPUT_NAME, README_NAME, ZIP_NAME
+from nnet.engine.submission import OUTPUT_NAME, README_NAME, TEST_REPORT, ZIP_NAME
 from nnet.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -17,7 +17,7 @@ _EPOCH_FILE = re.compile(r"^checkpoints_(\d+)\.ckpt$")
 # named ``.<name>.<random>.tmp``. Evaluation reports and predict outputs are not listed: those writers take
 # no run-folder lock and may be writing beside a locked run.
 _LOCKED_OUTPUTS = "|".join([r"checkpoints_[\w-]+\.ckpt", *(re.escape(name) for name in (
-    SPLIT_FILE, OUTPUT_NAME, README_NAME, ZIP_NAME, "test_evaluation.json"))])  # the last: generation's report
+    SPLIT_FILE, OUTPUT_NAME, README_NAME, ZIP_NAME, TEST_REPORT, str(Path(TEST_REPORT).with_suffix(".png"))))])
 _STALE_TEMPORARY = re.compile(rf"^\.(?:{_LOCKED_OUTPUTS})\.[a-z0-9_]+\.tmp$")
 
 

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from nnet.config import Config, resolve_num_workers
 from nnet.data.batch_builder import PairBatchBuilder, shared_reference_plan
 from nnet.data.image_store import DecodedImages, ImageFiles
+from nnet.data.pair_checks import validate_images
 from nnet.data.transforms import epoch_seed
 from nnet.engine.distributed import Runtime
 from nnet.engine.run_data import TrainingData
@@ -54,6 +55,8 @@ class TrainingBatches:
             self.builder = PairBatchBuilder(data.train, images, data.normalizer, config.data.crop_size,
                                             config.seed, runtime.device)
         else:
+            # Every header now, so that all problems are reported together before training starts.
+            validate_images(data.train, config.data.crop_size)
             # Built in DataLoader workers, on the CPU; the training loop moves batches to the device.
             self.builder = PairBatchBuilder(data.train, ImageFiles(), data.normalizer, config.data.crop_size,
                                             config.seed)
