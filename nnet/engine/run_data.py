@@ -54,24 +54,20 @@ def dataset_split(data: DataConfig) -> Split:
     return split_three_ways(records, data.val_fraction, data.test_fraction, data.split_seed)
 
 
-def normalizer_for(data: DataConfig, train: Sequence[PairRecord] | None = None) -> MOSNormalizer:
+def normalizer_for(data: DataConfig, train: Sequence[PairRecord]) -> MOSNormalizer:
     """The score scale a run on ``data`` learns: PIPAL's published constants for PIPAL (the NTIRE recipe),
-    the mean and std of the training labels for every other dataset; ``data.mos_mean`` / ``data.mos_std``
-    win when set. ``train`` is the training split (read from ``data`` when a fit needs it and it is not
-    given); with it, the scale carries the range of the training labels.
+    the mean and std of the training labels ``train`` for every other dataset; ``data.mos_mean`` /
+    ``data.mos_std`` win when set. The scale carries the range of the training labels.
     """
     source = locate(data)
-    needs_fit = source.preset is not PRESETS["pipal"] and (data.mos_mean is None or data.mos_std is None)
-    if needs_fit and train is None:
-        train = dataset_split(data).train
-    if needs_fit:
+    if source.preset is not PRESETS["pipal"] and (data.mos_mean is None or data.mos_std is None):
         default = MOSNormalizer.fit(train, dataset=source.title)
     else:
         default = MOSNormalizer(PIPAL_MOS_MEAN, PIPAL_MOS_STD, source.lower_is_better, source.title)
     scale = MOSNormalizer(default.mean if data.mos_mean is None else data.mos_mean,
                           default.std if data.mos_std is None else data.mos_std,
                           source.lower_is_better, source.title)
-    return scale if train is None else scale.with_label_range(train)
+    return scale.with_label_range(train)
 
 
 def training_data(data: DataConfig, runtime: Runtime) -> TrainingData:

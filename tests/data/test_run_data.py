@@ -45,7 +45,7 @@ def test_the_scale_of_a_dataset_other_than_pipal_is_fitted_on_the_training_split
     assert (scale.dataset, scale.lower_is_better, scale.label_range) == ("KADID-10k", False,
                                                                          (min(train_scores), max(train_scores)))
     assert scale.mean != pytest.approx(statistics.fmean(r.mos for r in data.train + data.validation + data.test))
-    assert normalizer_for(kadid_config(kadid)) == scale  # read and split when not given
+    assert normalizer_for(kadid_config(kadid), data.train) == scale
 
 
 def test_a_lower_is_better_dataset_flips_the_target(tmp_path):
@@ -65,9 +65,9 @@ def test_pipal_keeps_the_published_constants_and_explicit_values_win(tmp_path):
     assert data.normalizer.label_range == (min(scores), max(scores))
     explicit = training_data(DataConfig(root=str(tree.root), mos_mean=1500.0, mos_std=100.0), RUNTIME).normalizer
     assert (explicit.mean, explicit.std) == (1500.0, 100.0)
-    one_explicit = normalizer_for(DataConfig(dataset="csv", csv_path=str(tmp_path / "unread.csv"), mos_mean=3.0,
-                                             mos_std=0.5))
-    assert (one_explicit.mean, one_explicit.std, one_explicit.label_range) == (3.0, 0.5, None)  # nothing read
+    both_explicit = normalizer_for(DataConfig(dataset="csv", csv_path=str(tmp_path / "unread.csv"), mos_mean=3.0,
+                                              mos_std=0.5), [])
+    assert (both_explicit.mean, both_explicit.std, both_explicit.label_range) == (3.0, 0.5, None)
 
 
 def test_an_explicit_mean_keeps_the_fitted_std(kadid):
