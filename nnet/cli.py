@@ -145,6 +145,9 @@ def run_scoring(config: Config, runtime: Runtime, args: argparse.Namespace) -> N
 def run_predict(config: Config | None, runtime: Runtime, args: argparse.Namespace) -> None:
     if args.checkpoint is None:
         raise IQAError("--mode predict needs --checkpoint FILE, and --reference PATH --distorted PATH or --pairs CSV")
+    if runtime.distributed:
+        raise ConfigError("--mode predict runs in one process (every process would score and write every pair); "
+                          "run it with python main.py (or nnet-iqa), not torchrun")
     pairs = predict.collect_pairs(args.reference, args.distorted, args.pairs)
     if args.cpu and args.device not in (None, "cpu"):
         raise ConfigError(f"--device {args.device}: --cpu asks for the CPU; give only one of them")

@@ -28,3 +28,10 @@ class OutputError(IQAError):
 
 class WeightsUnavailableError(IQAError):
     """Pretrained backbone weights cannot be obtained (offline machine and no local file)."""
+
+
+def preview(items: list[str], shown: int = 5) -> str:
+    """The first ``shown`` of ``items`` for a one-line message, ``a, b, c and 4 more`` (a name with control
+    characters is written as its repr, so that it cannot break the line)."""
+    listed = ", ".join(item if item.isprintable() else repr(item) for item in items[:shown])
+    return listed + (f" and {len(items) - shown} more" if len(items) > shown else "")

@@ -99,7 +99,7 @@ class FullReferenceMetric(nn.Module):
                             "one reference per distorted image, or a single reference for all")
         for index, (image, ref) in enumerate(zip(distorted_images, reference_images, strict=True)):
             self._check_pair(image, ref, index)
-        normalized = [self.scorer.score_group(ref, torch.stack(group))
+        normalized = [self.scorer.score_group(ref, _stacked(group))
                       for ref, group in _runs_of_same_reference(reference_images, distorted_images)]
         return self.scale.denormalize(torch.cat(normalized).cpu())
 
@@ -139,10 +139,23 @@ class LabelledPixels:
 
 
 def as_pixel_list(images: ImageInput | Sequence[ImageInput], name: str) -> list[LabelledPixels]:
-    """Every accepted input form → a list of checked ``[3, H, W]`` pixel tensors."""
+    """Every accepted input form → a list of checked ``[3, H, W]`` pixel tensors (at least one)."""
     if isinstance(images, (list, tuple)):
-        return [image for index, item in enumerate(images) for image in _as_pixels(item, f"{name}[{index}]")]
-    return _as_pixels(images, name)
+        found = [image for index, item in enumerate(images) for image in _as_pixels(item, f"{name}[{index}]")]
+    else:
+        found = _as_pixels(images, name)
+    if not found:
+        raise DataError(f"{name}: no image given; pass at least one image")
+    return found
+
+
+def _stacked(images: list[torch.Tensor]) -> torch.Tensor:
+    """One ``[k, 3, H, W]`` tensor of a group's pixels. A group that mixes uint8 (0..255) and float ([0, 1])
+    images, or devices, becomes float [0, 1] on the CPU, so that no image is read on the other's scale."""
+    if len({(image.dtype, image.device) for image in images}) == 1:
+        return torch.stack(images)
+    return torch.stack([image.cpu().float().div(255) if image.dtype == torch.uint8 else image.cpu().float()
+                        for image in images])
 
 
 def _as_pixels(image: ImageInput, name: str) -> list[LabelledPixels]:
@@ -165,6 +178,8 @@ def _tensor_pixels(tensor: torch.Tensor, name: str) -> list[LabelledPixels]:
     if tensor.dim() not in (3, 4):
         raise DataError(f"{name}: expected [B, 3, H, W] or [3, H, W], got shape {list(tensor.shape)}")
     batch = tensor.detach().unsqueeze(0) if tensor.dim() == 3 else tensor.detach()
+    if len(batch) == 0:
+        return []
     channels = batch.shape[1]
     if channels != 3:
         fix = "repeat the channel: x.expand(-1, 3, -1, -1)" if channels < 3 else "drop the extra channels (alpha?)"

@@ -40,7 +40,9 @@ def correlation_metrics(predicted: ArrayLike, mos: ArrayLike) -> dict[str, float
     Returns ``count``, ``plcc``, ``srcc``, ``krcc``, ``rmse`` and, after the 5-parameter logistic
     mapping of the predictions onto MOS (module docstring), ``plcc_logistic`` and ``rmse_logistic``.
     ``logistic_fit_converged`` is False when the fit failed or was not attempted (5 samples or
-    fewer); the logistic values then equal the plain ones. Raises ValueError for NaN/inf inputs or different lengths.
+    fewer): the logistic values then equal the plain ones, except for fewer than 3 samples or constant
+    scores, which have no correlation and no logistic values at all (NaN). Raises ValueError for NaN/inf
+    inputs or different lengths.
     """
     predicted, mos = _as_vectors(predicted, mos)
     nan = math.nan

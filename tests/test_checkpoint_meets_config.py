@@ -51,3 +51,4 @@ def test_evaluation_warns_when_the_checkpoint_and_the_labels_point_opposite_ways
         assert main.main(["-c", str(tiny_config()), "--mode", "evaluation", "--checkpoint", str(checkpoint),
                           "--split", "train"]) == 0
     assert "predicts lower-is-better scores but these labels are higher-is-better" in caplog.text
+    assert "was trained on toy-dmos, these labels are PIPAL: its scores are on another scale" in caplog.text

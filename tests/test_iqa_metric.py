@@ -69,6 +69,14 @@ def test_files_pil_images_and_uint8_tensors_give_the_same_score(metric, tmp_path
     assert torch.equal(metric([paths[0], paths[0]], [paths[1], paths[1]]), from_tensors.repeat(2))
 
 
+def test_a_list_mixing_uint8_and_float_images_scores_each_on_its_own_scale(metric):
+    distorted, reference = images(batch=2)
+    as_uint8 = (distorted[0] * 255).round().to(torch.uint8)
+    alone = metric(as_uint8, reference[0])
+    mixed = metric([as_uint8, distorted[1]], reference[0])  # one group of two, one dtype each
+    assert mixed[0] == alone[0] and mixed[1] == metric(distorted[1], reference[0])[0]
+
+
 def test_predict_mode_and_predictor_print_the_metrics_scores(metric, checkpoint, tmp_path, capsys):
     distorted, reference = images(batch=1, seed=3)
     for name, image in (("house.png", reference), ("house_blur.png", distorted)):
@@ -108,6 +116,8 @@ def test_a_full_size_model_scores_256x256_and_300x200_images(tmp_path):
     (torch.rand(3, 3, 80, 80), torch.rand(2, 3, 80, 80), r"3 images but reference: 2"),
     (torch.full((1, 3, 80, 80), float("nan")), torch.rand(1, 3, 80, 80), r"distorted: values in \[nan, nan\]"),
     (np.zeros((80, 80, 3), np.float32), torch.rand(3, 80, 80), r"numpy array must be uint8"),
+    ([], torch.rand(3, 80, 80), r"distorted: no image given"),
+    (torch.rand(0, 3, 80, 80), torch.rand(3, 80, 80), r"distorted: no image given"),
 ])
 def test_bad_inputs_are_refused_with_what_was_found(metric, distorted, reference, message):
     with pytest.raises(DataError, match=message):

@@ -257,3 +257,35 @@ def test_files_are_created_with_the_users_umask(tmp_path, metric, umask):
         os.umask(previous)
     for name in ("report.json", "scores.csv"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+def test_one_bad_file_behind_several_pairs_is_one_line_with_the_skip_option(tmp_path, checkpoint, capsys):
+    for name, seed in (("a.png", 0), ("a_1.png", 1), ("a_2.png", 2), ("b.png", 3), ("b_1.png", 4)):
+        image(tmp_path / name, seed=seed)
+    (tmp_path / "a.png").write_bytes(b"not an image")
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("reference,distorted\na.png,a_1.png\na.png,a_2.png\nb.png,b_1.png\n")
+    assert run(checkpoint, "--pairs", pairs) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"error: {tmp_path / 'a.png'}: not a readable image")
+    assert line.endswith("(2 of 3 pairs cannot be scored: fix them, or pass --skip-bad to score the others)")
+
+
+def test_skip_bad_fails_when_every_pair_fails_to_decode(tmp_path, checkpoint, capsys):
+    for name, seed in (("a.png", 0), ("a_1.png", 1)):
+        image(tmp_path / name, seed=seed)
+    truncated = tmp_path / "a_1.png"
+    truncated.write_bytes(truncated.read_bytes()[:2000])  # the header passes the checks; decoding fails
+    assert run(checkpoint, "--reference", tmp_path / "a.png", "--distorted", truncated, "--skip-bad") == 2
+    assert "none of the 1 pairs could be scored" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_predict_refuses_torchrun_and_an_empty_list(metric, checkpoint):
+    from nnet import cli
+    from nnet.engine.distributed import Runtime
+
+    arguments = cli.parse_arguments(["--mode", "predict", "--checkpoint", str(checkpoint), "--pairs", "x.csv"])
+    with pytest.raises(ConfigError, match="runs in one process"):
+        cli.run_predict(None, Runtime(torch.device("cpu"), rank=0, world_size=2), arguments)
+    with pytest.raises(DataError, match="no pairs to score"):
+        predict.score_pairs(metric, [], None)

@@ -92,7 +92,7 @@ def test_zip_is_reproducible(tmp_path):
         (
             {f"A{i:04d}.bmp": 1.0 for i in range(3)},
             [f"A{i:04d}.bmp" for i in range(10)],
-            r"7 missing \(A0003.bmp, A0004.bmp, A0005.bmp, A0006.bmp, A0007.bmp, and 2 more\)",
+            r"7 missing \(A0003.bmp, A0004.bmp, A0005.bmp, A0006.bmp, A0007.bmp and 2 more\)",
         ),
         ({"A.bmp": 1.0, "B.bmp": 2.0}, ["A.bmp"], r"1 unexpected \(B.bmp\)"),
         ({"A.bmp": float("nan"), "B.bmp": float("inf")}, ["A.bmp", "B.bmp"], r"2 non-finite \(A.bmp, B.bmp\)"),

@@ -32,7 +32,7 @@ from nnet.checkpoint.integrity import DIGEST_FIELD, check_archive, content_diges
 from nnet.checkpoint.upstream import convert_upstream_state_dict, is_upstream_state_dict, strip_distributed_prefix
 from nnet.data.normalize import MOSNormalizer
 from nnet.data.pixels import PIXEL_NORMALIZATION
-from nnet.errors import CheckpointError
+from nnet.errors import CheckpointError, preview
 from nnet.fileio import atomic_write
 from nnet.models.iqa import ARCHITECTURES, FullReferenceIQA, build_model
 from nnet.version import __version__
@@ -40,7 +40,6 @@ from nnet.version import __version__
 log = logging.getLogger(__name__)
 FORMAT = "nnet-iqa-checkpoint"
 FORMAT_VERSION = 2
-_SHOWN = 5  # how many offending keys an error message lists
 # Types of the fields our format's readers use (the file may have been edited or damaged).
 _FIELD_TYPES = {"format_version": int, "architecture": str, "model_args": dict, "epoch": (int, type(None)),
                 "step": int, "metrics": dict, "optimizer_state_dict": (dict, type(None)),
@@ -245,18 +244,13 @@ def load_weights(model: nn.Module, checkpoint: dict[str, Any], source: str | Pat
                   if value.is_floating_point() and not bool(torch.isfinite(value).all())]
     if non_finite:
         raise CheckpointError(f"{source}: {len(non_finite)} tensors hold NaN or infinite values "
-                              f"({_listing(non_finite)}), so every score would be meaningless; use an earlier "
+                              f"({preview(non_finite)}), so every score would be meaningless; use an earlier "
                               "checkpoint of the run (did training diverge?)")
     try:
         model.load_state_dict(state_dict)
     except RuntimeError as error:  # e.g. a sparse or complex tensor where a dense real one belongs
         raise CheckpointError(f"{source}: weights cannot be loaded ({first_line(error)}); use an unmodified "
                               "checkpoint") from None
-
-
-def _listing(keys: list[str]) -> str:
-    more = f" and {len(keys) - _SHOWN} more" if len(keys) > _SHOWN else ""
-    return ", ".join(key if key.isprintable() else repr(key) for key in keys[:_SHOWN]) + more
 
 
 def _key_problems(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> list[str]:
@@ -269,11 +263,11 @@ def _key_problems(expected: dict[str, torch.Tensor], found: dict[str, torch.Tens
     ]
     problems = []
     if missing:
-        problems.append(f"{len(missing)} missing keys ({_listing(missing)})")
+        problems.append(f"{len(missing)} missing keys ({preview(missing)})")
     if unexpected:
-        problems.append(f"{len(unexpected)} unexpected keys ({_listing(unexpected)})")
+        problems.append(f"{len(unexpected)} unexpected keys ({preview(unexpected)})")
     if misshaped:
-        problems.append(f"{len(misshaped)} tensors of the wrong shape ({_listing(misshaped)})")
+        problems.append(f"{len(misshaped)} tensors of the wrong shape ({preview(misshaped)})")
     return problems
 
 

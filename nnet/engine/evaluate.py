@@ -12,7 +12,7 @@ from nnet.data.presets import locate
 from nnet.engine.distributed import Runtime
 from nnet.engine.preflight import REPORT_BYTES, check_output_folder
 from nnet.engine.reports import describe_report, evaluation_report, save_evaluation
-from nnet.engine.run_data import test_data, training_data, uses_ntire_test_part
+from nnet.engine.run_data import ntire_test_data, training_data, uses_ntire_test_part
 from nnet.engine.scoring import load_scorer
 from nnet.errors import DataError
 from nnet.plots import metrics_caption, save_scatter, score_label
@@ -26,7 +26,7 @@ def labelled_split(config: Config, runtime: Runtime, split: str) -> list[PairRec
     labelled pair of the dataset; for PIPAL, its training part)."""
     root = locate(config.data).root
     if split == "test" and uses_ntire_test_part(config.data):
-        records = test_data(config.data, runtime)
+        records = ntire_test_data(config.data, runtime)
         if any(record.mos is None for record in records):
             raise DataError(f"{root}/{config.data.test_dist_dir}: the test part has no labels; "
                             "set data.test_labels to a name,score file or evaluate --split validation")
@@ -47,6 +47,11 @@ def evaluate(config: Config, runtime: Runtime, checkpoint: Path, split: str = "v
     check_output_folder(config.callback_path, REPORT_BYTES, "callback_path")
     records = labelled_split(config, runtime, split)
     scorer, model = load_scorer(checkpoint, config, runtime, trust)
+    dataset = locate(config.data).title
+    if runtime.is_main and model.score_scale.dataset != dataset:
+        log.warning("%s was trained on %s, these labels are %s: its scores are on another scale, so RMSE means "
+                    "little (correlations and the logistic fit still do); --mode benchmark leaves RMSE out then",
+                    checkpoint, model.score_scale.dataset or "another dataset", dataset)
     if runtime.is_main and records[0].lower_is_better != model.score_scale.lower_is_better:
         log.warning("%s predicts %s-is-better scores but these labels are %s-is-better: its correlations with them "
                     "come out negative; --mode benchmark orients the two alike", checkpoint,

@@ -7,7 +7,7 @@ from nnet.config import Config, resolve_num_workers
 from nnet.engine.distributed import Runtime
 from nnet.engine.evaluate import write_report
 from nnet.engine.preflight import REPORT_BYTES, check_output_folder
-from nnet.engine.run_data import test_data
+from nnet.engine.run_data import ntire_test_data
 from nnet.engine.scoring import load_scorer, timed_scores
 from nnet.engine.submission import TEST_REPORT, default_description, write_submission
 from nnet.errors import CheckpointError
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 def generate(config: Config, runtime: Runtime, checkpoint: Path, trust: bool = False) -> Path | None:
     """Score the NTIRE test part and write output.txt, readme.txt and submission.zip (main process)."""
     check_output_folder(config.generation_path, REPORT_BYTES, "generation_path")
-    records = test_data(config.data, runtime)
+    records = ntire_test_data(config.data, runtime)
     scorer, model = load_scorer(checkpoint, config, runtime, trust)
     if config.description and model.architecture != config.model.architecture:
         raise CheckpointError(

@@ -46,7 +46,8 @@ class GraphedTrainingStep:
         for static, value in zip(self.static, inputs, strict=True):
             static.copy_(value, non_blocking=True)
         self.graph.replay()
-        return BatchOutcome(self.static_loss.clone(), len(target), stepped=True, names=list(names), deferred=True)
+        return BatchOutcome(self.static_loss.detach().clone(), len(target), stepped=True, names=list(names),
+                            deferred=True)
 
     def _eager(self, inputs: tuple[torch.Tensor, ...], names: list[str], last: bool) -> BatchOutcome:
         """An eager step on a side stream (graph warm-up must not run on the stream it is captured from)."""

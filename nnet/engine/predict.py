@@ -32,7 +32,7 @@ from nnet.data.pixels import chw_pixels
 from nnet.data.problems import ProblemList
 from nnet.data.records import PairRecord
 from nnet.engine.preflight import REPORT_BYTES, check_output_folder
-from nnet.errors import ConfigError, DataError, OutputError
+from nnet.errors import ConfigError, DataError, OutputError, preview
 from nnet.fileio import partial_path, progressive_write
 from nnet.iqa_metric import FullReferenceMetric
 
@@ -93,17 +93,13 @@ def match_folders(reference_dir: Path, distorted_dir: Path) -> list[PairRecord]:
     problems = ProblemList(f"Matching {distorted_dir} to {reference_dir}")
     if unmatched:
         problems.add(f"{distorted_dir}: {len(unmatched)} images have no reference in {reference_dir} "
-                     f"({_shown(unmatched)}); name each like its reference, or <reference>_<anything>.<ext> "
+                     f"({preview(unmatched)}); name each like its reference, or <reference>_<anything>.<ext> "
                      "(- or . also separate)")
     if ambiguous:
-        problems.add(f"{reference_dir}: references that share a name ({_shown(ambiguous)}); keep one reference "
+        problems.add(f"{reference_dir}: references that share a name ({preview(ambiguous)}); keep one reference "
                      "per name")
     problems.raise_if_any()
     return sorted(pairs, key=lambda pair: (pair.reference_name, pair.name))
-
-
-def _shown(names: Sequence[str], count: int = 5) -> str:
-    return ", ".join(names[:count]) + (f" and {len(names) - count} more" if len(names) > count else "")
 
 
 def pairs_from_csv(csv_path: Path) -> list[PairRecord]:
@@ -190,13 +186,18 @@ def score_pairs(metric: FullReferenceMetric, pairs: Sequence[PairRecord], output
     stderr; the error is raised all the same when no pair can be scored). A pair that fails to decode
     while scoring stops the run (``skip_bad``: is skipped); the rows written so far stay.
     """
+    if not pairs:
+        raise DataError("no pairs to score; give two images, two folders of images or a CSV with at least one pair")
     problems = {index: messages for index, messages in
                 enumerate(pair_problems(pairs, metric.crop_size, crop_is_fixed=True)) if messages}
     if problems and (not skip_bad or len(problems) == len(pairs)):
         fix = "none can be: fix them" if len(problems) == len(pairs) else (
             "fix them, or pass --skip-bad to score the others")
+        messages = list(dict.fromkeys(message for messages in problems.values() for message in messages))
+        if len(messages) == 1:  # one file behind every problem: one line, with the option that skips it
+            raise DataError(f"{messages[0]} ({len(problems)} of {len(pairs)} pairs cannot be scored: {fix})")
         listed = ProblemList(f"{len(problems)} of {len(pairs)} pairs cannot be scored ({fix})")
-        for message in dict.fromkeys(message for messages in problems.values() for message in messages):
+        for message in messages:
             listed.add(message)
         listed.raise_if_any()
     skipped = {index: " | ".join(messages) for index, messages in problems.items()}
@@ -222,6 +223,9 @@ def score_pairs(metric: FullReferenceMetric, pairs: Sequence[PairRecord], output
             by_index = dict(zip(scorable, scores, strict=True))
             rows.write([(pairs[index], by_index.get(index), skipped.get(index, "")) for index in members])
             bar.update(len(members))
+    if len(skipped) == len(pairs):
+        raise DataError(f"none of the {len(pairs)} pairs could be scored (each is listed with its problem above"
+                        f"{'' if output is None else ' and in ' + str(output)}); fix the images")
     if output is None:
         return ""
     skipped_note = f"; skipped {len(skipped)} pairs (see the problem column)" if skipped else ""

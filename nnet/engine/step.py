@@ -7,6 +7,7 @@ batches at once (:mod:`nnet.engine.lookahead`); the head runs through :class:`He
 module that DistributedDataParallel and ``torch.compile`` wrap.
 """
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -61,7 +62,7 @@ class BatchOutcome:
         """Find a deferred outcome's problem (one device sync)."""
         if self.deferred:
             value = float(self.loss)
-            self.problem = None if torch.isfinite(torch.tensor(value)) else f"loss is {value}"
+            self.problem = None if math.isfinite(value) else f"loss is {value}"
             self.deferred = False
 
 

@@ -12,7 +12,7 @@ import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from nnet.errors import IQAError
+from nnet.errors import IQAError, preview
 from nnet.fileio import atomic_write, atomic_write_text
 
 OUTPUT_NAME = "output.txt"
@@ -23,7 +23,6 @@ _HEADS = {"IQA_Conformer": "Conformer", "IQA_Transformer": "Transformer"}
 _TOKEN = r"[^,\s]+"  # an image name or a score: no comma, no whitespace
 _NAME = re.compile(_TOKEN)
 _LINE = re.compile(rf"({_TOKEN}),({_TOKEN})")
-_PREVIEW = 5  # names listed in an error message before "and N more"
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamp: the same files give the same archive bytes
 
 
@@ -98,14 +97,9 @@ def _check_complete(scores: Mapping[str, float], expected_names: Iterable[str]) 
         "unexpected": sorted(scores.keys() - expected),
         "non-finite": sorted(name for name, score in scores.items() if not math.isfinite(score)),
     }
-    found = [f"{len(names)} {kind} ({_preview(names)})" for kind, names in problems.items() if names]
+    found = [f"{len(names)} {kind} ({preview(names)})" for kind, names in problems.items() if names]
     if found:
         raise IQAError(f"incomplete submission, nothing written: {'; '.join(found)}")
-
-
-def _preview(names: list[str]) -> str:
-    shown = ", ".join(names[:_PREVIEW])
-    return shown if len(names) <= _PREVIEW else f"{shown}, and {len(names) - _PREVIEW} more"
 
 
 def _zip_bytes(texts: Mapping[str, str]) -> bytes:

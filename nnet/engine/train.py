@@ -53,7 +53,10 @@ class Trainer:
     step: TrainingStep
     stepper: TrainingStep | GraphedTrainingStep
     lookahead: TrunkLookahead
-    use_graphs: bool
+
+    @property
+    def use_graphs(self) -> bool:
+        return isinstance(self.stepper, GraphedTrainingStep)
 
     def describe(self) -> str:
         precision = self.step.precision.dtype
@@ -71,7 +74,7 @@ def build_trainer(network: FullReferenceIQA, config: Config, runtime: Runtime) -
     step = TrainingStep(network, optimizer, precision, runtime, config.accumulated_steps,
                         head=_wrapped_head(network, config, runtime, use_graphs))
     return Trainer(step, GraphedTrainingStep(step) if use_graphs else step,
-                   TrunkLookahead(step, lookahead_batches(config.trunk_lookahead, runtime.device)), use_graphs)
+                   TrunkLookahead(step, lookahead_batches(config.trunk_lookahead, runtime.device)))
 
 
 class EpochTally:

@@ -13,7 +13,7 @@ from nnet.data import PIPAL_MOS_MEAN, PIPAL_MOS_STD
 from nnet.data.synthetic import generate_synthetic_pipal
 from nnet.engine import run_data
 from nnet.engine.distributed import Runtime
-from nnet.engine.run_data import SPLIT_FILE, normalizer_for, record_split, training_data
+from nnet.engine.run_data import SPLIT_FILE, normalizer_for, ntire_test_data, record_split, training_data
 from nnet.errors import ConfigError, DataError
 
 RUNTIME = Runtime(torch.device("cpu"))
@@ -86,7 +86,7 @@ def test_a_csv_without_scores_cannot_train(tmp_path):
 
 def test_the_ntire_test_part_is_pipals_only(kadid):
     with pytest.raises(DataError, match="the NTIRE test part exists only in PIPAL's download layout"):
-        run_data.test_data(kadid_config(kadid), RUNTIME)
+        run_data.ntire_test_data(kadid_config(kadid), RUNTIME)
 
 
 def test_ntire_test_labels_are_checked_against_pipals_scale(tmp_path):
@@ -96,7 +96,7 @@ def test_ntire_test_labels_are_checked_against_pipals_scale(tmp_path):
     first = labels.read_text().splitlines()[0]
     labels.write_text(labels.read_text().replace(first, first.split(",")[0] + ",-3"))
     with pytest.raises(DataError, match=rf"^{labels}:1: score -3 of .* is outside PIPAL's scale"):
-        run_data.test_data(DataConfig(root=str(tree.root), test_labels=str(labels)), RUNTIME)
+        run_data.ntire_test_data(DataConfig(root=str(tree.root), test_labels=str(labels)), RUNTIME)
 
 
 def run_config(data: DataConfig, folder) -> Config:
@@ -142,3 +142,11 @@ def test_training_writes_split_json_beside_its_checkpoints(tiny_config, tmp_path
     recorded = json.loads((tmp_path / "run" / SPLIT_FILE).read_text())
     assert [len(recorded["references"][part]) for part in ("train", "validation", "test")] == [2, 1, 0]
     assert recorded["score_scale"]["mean"] == PIPAL_MOS_MEAN and recorded["score_scale"]["dataset"] == "PIPAL"
+
+
+def test_a_test_label_file_that_is_named_but_missing_is_refused(tmp_path):
+    tree = generate_synthetic_pipal(tmp_path / "PIPAL", refs=1, distortions_per_ref=2, size=32, test_refs=1)
+    missing = tmp_path / "test_labels.txt"
+    with pytest.raises(DataError, match=f"^{missing}: test label file not found \\(data.test_labels\\)"):
+        ntire_test_data(DataConfig(root=str(tree.root), test_labels=str(missing)), RUNTIME)
+    assert all(record.mos is None for record in ntire_test_data(DataConfig(root=str(tree.root)), RUNTIME))
