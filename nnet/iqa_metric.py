@@ -27,6 +27,7 @@ from torch import nn
 from nnet.checkpoint import describe_scale, load_model
 from nnet.config import DEFAULT_INFERENCE_PRECISION
 from nnet.data.images import load_rgb, rgb_array
+from nnet.data.pair_checks import pair_size_problem
 from nnet.data.pixels import chw_pixels
 from nnet.engine.precision import scoring_precision
 from nnet.engine.scoring import TenCropScorer
@@ -104,15 +105,10 @@ class FullReferenceMetric(nn.Module):
         return self.scale.denormalize(torch.cat(normalized).cpu())
 
     def _check_pair(self, distorted: "LabelledPixels", reference: "LabelledPixels", index: int) -> None:
-        (height, width), (ref_height, ref_width) = distorted.pixels.shape[-2:], reference.pixels.shape[-2:]
-        if (height, width) != (ref_height, ref_width):
-            raise DataError(f"{distorted.label}: size {width}x{height} differs from its reference "
-                            f"{reference.label} ({ref_width}x{ref_height}) (pair {index}); a pair must be "
-                            "pixel-aligned: pair it with its own reference")
-        if min(height, width) < self.crop_size:
-            raise DataError(f"{distorted.label}: {width}x{height} is smaller than the model's {self.crop_size}x"
-                            f"{self.crop_size} crops (pair {index}); use images with both sides of at least "
-                            f"{self.crop_size} pixels (upscaling changes the quality being measured)")
+        problem = pair_size_problem(reference.label, distorted.label, reference.pixels.shape[:0:-1],
+                                    distorted.pixels.shape[:0:-1], self.crop_size, crop_is_fixed=True)
+        if problem:
+            raise DataError(f"{problem} (pair {index})")
 
     def extra_repr(self) -> str:
         return f"{self.architecture}, crops {self.crop_size}, {describe_scale(self.scale)}"

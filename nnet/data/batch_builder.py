@@ -89,7 +89,7 @@ class PairBatchBuilder:
         """A DataError for the first pair that cannot be cropped (cheap: sizes are known by now)."""
         for index in indices:
             record = self.records[index]
-            problem = pair_size_problem(record, self.images.size(record.reference)[::-1],
+            problem = pair_size_problem(record.reference, record.distorted, self.images.size(record.reference)[::-1],
                                         self.images.size(record.distorted)[::-1], self.crop_size)
             if problem:
                 raise DataError(problem)

@@ -43,7 +43,8 @@ class ReferenceGroups(Dataset):
         for index in members:
             record = self.records[index]
             pixels = load_rgb(record.distorted)
-            problem = pair_size_problem(record, reference.shape[1::-1], pixels.shape[1::-1], self.crop_size)
+            problem = pair_size_problem(record.reference, record.distorted, reference.shape[1::-1],
+                                        pixels.shape[1::-1], self.crop_size, crop_is_fixed=True)
             if problem:
                 raise DataError(problem)
             distorted.append(chw_pixels(pixels))

@@ -39,7 +39,7 @@ class DecodedImages:
             self.images = self._store(pool.map(_decode, paths), len(paths), torch.device(device))
         problems = ProblemList(f"Image sizes of {len(records)} pairs")
         for record in records:
-            problem = pair_size_problem(record, self.size(record.reference)[::-1],
+            problem = pair_size_problem(record.reference, record.distorted, self.size(record.reference)[::-1],
                                         self.size(record.distorted)[::-1], crop_size)
             if problem:
                 problems.add(problem)

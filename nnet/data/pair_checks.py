@@ -11,22 +11,23 @@ from nnet.data.records import PairRecord
 from nnet.errors import DataError
 
 
-def pair_size_problem(record: PairRecord, reference_size: Sequence[int],
+def pair_size_problem(reference: str | os.PathLike, distorted: str | os.PathLike, reference_size: Sequence[int],
                       distorted_size: Sequence[int], crop_size: int, crop_is_fixed: bool = False) -> str | None:
-    """Why a pair of these ``(width, height)`` sizes cannot be cropped together, or None.
+    """Why a pair of these ``(width, height)`` sizes cannot be cropped together, or None; ``reference`` and
+    ``distorted`` name the two images in the message (paths, or labels of in-memory images).
 
     ``crop_is_fixed``: the crop is a trained model's (scoring), so the fix for small images is larger
     images, not a smaller crop.
     """
     (ref_w, ref_h), (dist_w, dist_h) = reference_size, distorted_size
     if (ref_w, ref_h) != (dist_w, dist_h):
-        return (f"{record.distorted}: size {dist_w}x{dist_h} differs from its reference "
-                f"{record.reference} ({ref_w}x{ref_h}); a pair must be pixel-aligned: re-export "
-                f"one of them at the other's size or remove the pair")
+        return (f"{distorted}: size {dist_w}x{dist_h} differs from its reference "
+                f"{reference} ({ref_w}x{ref_h}); a pair must be pixel-aligned: pair it with its own reference, "
+                f"or re-export one of them at the other's size")
     if min(ref_w, ref_h) < crop_size:
         fix = (f"use images with both sides of at least {crop_size} pixels (upscaling would change the quality "
                "being measured)" if crop_is_fixed else f"use a crop size ≤ {min(ref_w, ref_h)}")
-        return (f"{record.distorted} and its reference {record.reference}: {ref_w}x{ref_h} is "
+        return (f"{distorted} and its reference {reference}: {ref_w}x{ref_h} is "
                 f"smaller than the {crop_size}x{crop_size} crop; {fix} or remove the pair")
     return None
 
@@ -49,7 +50,8 @@ def pair_problems(records: Sequence[PairRecord], crop_size: int = 192, decode: b
         if unreadable:
             found.append(list(dict.fromkeys(unreadable)))
             continue
-        problem = pair_size_problem(record, reference_size, distorted_size, crop_size, crop_is_fixed)
+        problem = pair_size_problem(record.reference, record.distorted, reference_size, distorted_size, crop_size,
+                                    crop_is_fixed)
         found.append([problem] if problem else [])
     return found
 
