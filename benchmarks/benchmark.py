@@ -4,8 +4,8 @@
     python -m benchmarks.benchmark --device cuda --steps 50 --precision fp16 --check
 
 Everything runs in one process on synthetic PIPAL data written to a temporary folder. Every path
-trains with the package's own step (``nnet.engine.step.TrainingStep``) and scores with its own
-TenCrop scorer (``nnet.engine.scoring``), except what defines the plain baseline:
+trains with the package's own step (``nnet.engine.training.step.TrainingStep``) and scores with its own
+TenCrop scorer (``nnet.engine.scoring.scorer``), except what defines the plain baseline:
 
 * plain: the way the original code trains: per-sample PIL decoding and torchvision transforms
   (``PairedTrainAugment`` on each pair) in DataLoader workers, separate reference and distorted
@@ -36,17 +36,19 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from nnet.config import OptimizerConfig
-from nnet.data import MOSNormalizer, PairedTrainAugment, PairRecord, scan_pipal_train, ten_crop_pair
-from nnet.data.batch_builder import PairBatchBuilder, shared_reference_plan
-from nnet.data.image_store import DecodedImages
+from nnet.data.batches.builder import PairBatchBuilder, shared_reference_plan
+from nnet.data.batches.image_store import DecodedImages
+from nnet.data.batches.pixels import chw_pixels, normalize_pixels
+from nnet.data.batches.transforms import PairedTrainAugment, sample_generator, ten_crop_pair
+from nnet.data.datasets.pipal import scan_pipal_train
 from nnet.data.images import load_rgb
-from nnet.data.pixels import chw_pixels, normalize_pixels
-from nnet.data.synthetic import generate_synthetic_pipal
-from nnet.data.transforms import sample_generator
+from nnet.data.records import PairRecord
+from nnet.data.score_scale import ScoreScale
+from nnet.data.synthetic.writer import generate_synthetic_pipal
 from nnet.engine.distributed import Runtime
 from nnet.engine.precision import DTYPES, Precision
-from nnet.engine.scoring import TenCropScorer
-from nnet.engine.step import HeadOnly, TrainingStep, build_optimizer
+from nnet.engine.scoring.scorer import TenCropScorer
+from nnet.engine.training.step import HeadOnly, TrainingStep, build_optimizer
 from nnet.models import ARCHITECTURES, FullReferenceIQA, build_model
 
 SEED = 0  # of the augmentations of every path
@@ -70,10 +72,10 @@ class PlainPairs(Dataset):
     transforms on the pair: ``PairedTrainAugment`` (sample ``i`` of epoch 0 seeded as the batch
     builder seeds it) → ``[3, c, c]`` each, or with ``tencrop`` the ten crops → ``[10, 3, c, c]`` each."""
 
-    def __init__(self, records: Sequence[PairRecord], normalizer: MOSNormalizer, crop_size: int,
+    def __init__(self, records: Sequence[PairRecord], score_scale: ScoreScale, crop_size: int,
                  tencrop: bool = False) -> None:
         self.records = list(records)
-        self.normalizer = normalizer
+        self.score_scale = score_scale
         self.augment = PairedTrainAugment(crop_size)
         self.tencrop = tencrop
 
@@ -88,7 +90,7 @@ class PlainPairs(Dataset):
             reference, distorted = ten_crop_pair(reference, distorted, self.augment.crop_size)
         else:
             reference, distorted = self.augment(reference, distorted, sample_generator(SEED, 0, index))
-        target = torch.tensor([self.normalizer.normalize(record.mos)], dtype=torch.float32)  # [1]
+        target = torch.tensor([self.score_scale.normalize(record.mos)], dtype=torch.float32)  # [1]
         return {"reference": reference, "distorted": distorted, "target": target, "name": record.name}
 
 
@@ -160,10 +162,10 @@ def run(args: argparse.Namespace) -> None:
         images = DecodedImages(records, args.crop).to(device)
         print(f"# decoded-image cache: {images.nbytes / 1e6:.0f} MB in {time.perf_counter() - started:.1f} s "
               "(one-time)")
-        normalizer = MOSNormalizer()
-        builder = PairBatchBuilder(records, images, normalizer, args.crop, SEED, device)
+        score_scale = ScoreScale()
+        builder = PairBatchBuilder(records, images, score_scale, args.crop, SEED, device)
         if args.check:
-            check_equivalence(builder, normalizer, args, device)
+            check_equivalence(builder, score_scale, args, device)
             if args.fixtures:
                 check_upstream_parity(args.fixtures, device)
         if args.profile:
@@ -171,7 +173,7 @@ def run(args: argparse.Namespace) -> None:
                 profile_step(architecture, builder, args, device, dtype)
         rows = []
         for architecture in args.architectures:
-            rows += bench_architecture(architecture, builder, normalizer, args, device, dtype)
+            rows += bench_architecture(architecture, builder, score_scale, args, device, dtype)
     print(f"\n{'architecture':<16} {'path':<44} {'pairs/s':>9} {'× plain':>8} {'× floor':>8}  memory")
     for architecture, path, rate, plain, floor, memory in rows:
         ratio_plain = f"{rate / plain:.2f}" if plain else "-"
@@ -184,12 +186,12 @@ def endless(make: Callable[[], Iterator[dict]]) -> Iterator[dict]:
         yield from make()
 
 
-def bench_architecture(architecture, builder, normalizer, args, device, dtype) -> list[tuple]:
+def bench_architecture(architecture, builder, score_scale, args, device, dtype) -> list[tuple]:
     records = builder.records
     if args.inference_only:
-        return bench_inference(architecture, records[:args.inference_pairs], normalizer, args, device)
+        return bench_inference(architecture, records[:args.inference_pairs], score_scale, args, device)
     # plain: PlainPairs in DataLoader workers, two trunk passes, the plain model, fp32
-    loader = DataLoader(PlainPairs(records, normalizer, args.crop), batch_size=args.batch_size, shuffle=True,
+    loader = DataLoader(PlainPairs(records, score_scale, args.crop), batch_size=args.batch_size, shuffle=True,
                         drop_last=True, num_workers=args.workers, pin_memory=device.type == "cuda",
                         persistent_workers=args.workers > 0)
     plain = training_step(fresh_model(architecture, args.crop, fast=False), device, None, two_passes=True)
@@ -225,7 +227,7 @@ def bench_architecture(architecture, builder, normalizer, args, device, dtype) -
     if args.compile:
         rows.append(compiled_training_row(architecture, endless(fast_batches), args, device, dtype, plain_rate,
                                           floor_rate))
-    return rows + bench_inference(architecture, records[:args.inference_pairs], normalizer, args, device)
+    return rows + bench_inference(architecture, records[:args.inference_pairs], score_scale, args, device)
 
 
 def compiled_training_row(architecture, batches, args, device, dtype, plain_rate, floor_rate) -> tuple:
@@ -248,14 +250,14 @@ def compiled_training_row(architecture, batches, args, device, dtype, plain_rate
     return architecture, path, rate, plain_rate, floor_rate, peak_memory(device)
 
 
-def bench_inference(architecture, subset, normalizer, args, device) -> list[tuple]:
+def bench_inference(architecture, subset, score_scale, args, device) -> list[tuple]:
     """TenCrop: plain per pair (the plain model, 2 trunk passes) vs the package's scorer (grouped
     references, the fast model), exact fp32 both, and the scorer under ``--precision`` autocast when
     that is not fp32; median of ``--rounds`` interleaved rounds."""
     exact = Precision(device.type, None)
     plain = fresh_model(architecture, args.crop, fast=False).to(device).eval()
     fast = fresh_model(architecture, args.crop, fast=True).to(device).eval()
-    tencrop = DataLoader(PlainPairs(subset, normalizer, args.crop, tencrop=True), batch_size=None,
+    tencrop = DataLoader(PlainPairs(subset, score_scale, args.crop, tencrop=True), batch_size=None,
                          num_workers=args.workers)
     runtime = Runtime(device)
     scores = {}
@@ -269,7 +271,7 @@ def bench_inference(architecture, subset, normalizer, args, device) -> list[tupl
 
     def fast_scores(precision_name: str, pairs=subset) -> int:
         scorer = TenCropScorer(fast, device, Precision(device.type, DTYPES[precision_name]))
-        scores[precision_name] = scorer.score_records(pairs, normalizer, runtime, group_size=args.inference_group,
+        scores[precision_name] = scorer.score_records(pairs, score_scale, runtime, group_size=args.inference_group,
                                                       num_workers=args.workers)
         return len(pairs)
 
@@ -277,7 +279,7 @@ def bench_inference(architecture, subset, normalizer, args, device) -> list[tupl
     paths = {plain_path: partial(plain_scores, tencrop)}
     for name in dict.fromkeys(["fp32", args.precision]):
         paths[f"TenCrop fast (shared reference, groups of {args.inference_group}, {name})"] = partial(fast_scores, name)
-    plain_scores([PlainPairs(subset[:1], normalizer, args.crop, tencrop=True)[0]])  # warm-ups
+    plain_scores([PlainPairs(subset[:1], score_scale, args.crop, tencrop=True)[0]])  # warm-ups
     for name in dict.fromkeys(["fp32", args.precision]):
         fast_scores(name, subset[:args.group])
     rates = interleaved_rates(paths, args.rounds, device)
@@ -288,11 +290,11 @@ def bench_inference(architecture, subset, normalizer, args, device) -> list[tupl
     return [(architecture, path, rate, plain_rate, None, peak_memory(device)) for path, rate in rates.items()]
 
 
-def check_equivalence(builder, normalizer, args, device) -> None:
+def check_equivalence(builder, score_scale, args, device) -> None:
     """Fast vs plain: same crops, same outputs in fp32 eval mode, same first training losses."""
     order = list(range(min(len(builder.records), args.batch_size)))
     batch = builder.build(order, order, epoch=0)
-    plain_pairs = PlainPairs(builder.records, normalizer, args.crop)
+    plain_pairs = PlainPairs(builder.records, score_scale, args.crop)
     items = [plain_pairs[i] for i in order]
     reference = torch.stack([item["reference"] for item in items]).to(device)
     distorted = torch.stack([item["distorted"] for item in items]).to(device)

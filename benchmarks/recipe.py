@@ -6,7 +6,7 @@
 One process, synthetic PIPAL images of PIPAL's size (288×288) decoded into memory, batch 16, the
 recipe's precision (fp16 autocast on CUDA, fp32 on CPUs). It prints:
 
-* training pairs/s of the loop ``main.py`` runs (``nnet.engine.train.train_one_epoch`` over
+* training pairs/s of the loop ``main.py`` runs (``nnet.engine.training.loop.train_one_epoch`` over
   ``TrainingBatches``) in its default configuration (trunk features 16 batches ahead on a side
   stream, CUDA graph steps), the eager loop (one trunk call per batch, eager steps: the default
   before), and with ``compile=True``; steady state is the median over the epochs after the first;
@@ -38,16 +38,17 @@ from torch.utils.data import DataLoader
 from benchmarks.benchmark import PlainPairs, fresh_model, interleaved_rates, training_step, training_steps
 from nnet.checkpoint import load_model
 from nnet.config import Config, DataConfig, ModelConfig, OptimizerConfig
-from nnet.data import MOSNormalizer, scan_pipal_train
-from nnet.data.grouped import ReferenceGroups
-from nnet.data.synthetic import generate_synthetic_pipal
+from nnet.data.datasets.pipal import scan_pipal_train
+from nnet.data.score_scale import ScoreScale
+from nnet.data.synthetic.writer import generate_synthetic_pipal
 from nnet.engine.distributed import Runtime
 from nnet.engine.precision import DTYPES, scoring_precision
 from nnet.engine.run_data import TrainingData
-from nnet.engine.scoring import TenCropScorer
-from nnet.engine.seeding import seed_everything
-from nnet.engine.train import build_trainer, train_one_epoch
-from nnet.engine.training_batches import TrainingBatches
+from nnet.engine.scoring.grouping import ReferenceGroups
+from nnet.engine.scoring.scorer import TenCropScorer
+from nnet.engine.training.batches import TrainingBatches
+from nnet.engine.training.loop import build_trainer, train_one_epoch
+from nnet.engine.training.seeding import seed_everything
 from nnet.models import build_model
 
 PIPAL_TRAINING_PAIRS = 23_200
@@ -157,7 +158,7 @@ def plain_rate(data: TrainingData, args: argparse.Namespace, runtime: Runtime) -
     """The plain path of benchmarks.benchmark in the recipe's precision, median of interleaved rounds."""
     device = runtime.device
     dtype = DTYPES["fp16"] if device.type == "cuda" else None
-    loader = DataLoader(PlainPairs(data.train, data.normalizer, args.crop), batch_size=16, shuffle=True,
+    loader = DataLoader(PlainPairs(data.train, data.score_scale, args.crop), batch_size=16, shuffle=True,
                         drop_last=True, num_workers=args.workers, pin_memory=device.type == "cuda",
                         persistent_workers=args.workers > 0)
     step = training_step(fresh_model("IQA_Conformer", args.crop, fast=False), device, dtype, two_passes=True)
@@ -181,7 +182,7 @@ def scoring(data: TrainingData, args: argparse.Namespace, runtime: Runtime) -> N
     device = runtime.device
     records = data.train[:args.scoring_pairs]
     network = fresh_model("IQA_Conformer", args.crop, fast=True).to(device).eval()
-    scale = MOSNormalizer()
+    scale = ScoreScale()
     torch.backends.cudnn.benchmark = True
     exact = None
     for group_size in args.scoring_groups:
@@ -214,7 +215,7 @@ def scoring(data: TrainingData, args: argparse.Namespace, runtime: Runtime) -> N
         fixture_precision(args.fixtures, device)
 
 
-def timed_scoring(scorer: TenCropScorer, records, scale: MOSNormalizer, runtime: Runtime, group_size: int,
+def timed_scoring(scorer: TenCropScorer, records, scale: ScoreScale, runtime: Runtime, group_size: int,
                   workers: int) -> tuple[float, np.ndarray]:
     """(pairs/s, normalised scores) of one pass after a warm-up."""
     scorer.score_records(records[:group_size], scale, runtime, group_size, workers)
@@ -249,7 +250,7 @@ def run(args: argparse.Namespace) -> None:
                                                           size=args.image_size, test_refs=0).root
         records = scan_pipal_train(args.root)
         # --repeat lengthens an epoch with the same images (PIPAL's epochs are 23,200 pairs long)
-        data = TrainingData(records * args.repeat, [], MOSNormalizer())
+        data = TrainingData(records * args.repeat, [], ScoreScale())
         print(f"# {len(records)} training pairs at {args.image_size}px ({time.perf_counter() - started:.0f} s to "
               f"write); {device}{' ' + torch.cuda.get_device_name(device) if device.type == 'cuda' else ''}, "
               f"torch {torch.__version__}, batch 16, {args.epochs} epochs per variant", flush=True)

@@ -11,7 +11,7 @@ from nnet.version import __version__
 
 if typing.TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports them on demand
     from nnet.checkpoint import load_model
-    from nnet.iqa_metric import create_metric
+    from nnet.engine.scoring.metric import create_metric
     from nnet.models import IQAConformer, IQATransformer, build_model
 
 _LAZY_EXPORTS = {
@@ -19,7 +19,7 @@ _LAZY_EXPORTS = {
     "build_model": "nnet.models",
     "IQAConformer": "nnet.models",
     "IQATransformer": "nnet.models",
-    "create_metric": "nnet.iqa_metric",
+    "create_metric": "nnet.engine.scoring.metric",
 }
 
 __all__ = ["IQAConformer", "IQATransformer", "__version__", "build_model", "create_metric", "load_model"]

@@ -15,6 +15,7 @@ import os
 import types
 import typing
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from nnet.errors import ConfigError
@@ -26,6 +27,8 @@ DATASETS = ("PIPAL", "csv")
 PRECISIONS = ("fp16", "bf16")
 DEFAULT_INFERENCE_PRECISION = "tf32"  # of every scoring path: configs, --mode predict, the metric API
 MAX_AUTO_WORKERS = 8  # num_workers=None: the usable CPU cores, at most this many
+SCORED_SPLITS = ("all", "train", "validation", "test")  # --split of evaluation and --mode cross-dataset
+CROSS_DATASET_OUTPUT = Path("callbacks/cross-dataset")  # --mode cross-dataset's default --output-dir
 SEED_LIMIT = 2**32  # seeds are in [0, 2**32): per-epoch seeds derived from them stay within torch's range
 
 

@@ -1,4 +1,4 @@
-"""Predicted versus subjective scores: a scatter with the fitted logistic of :mod:`nnet.metrics`.
+"""Predicted versus subjective scores: a scatter with the fitted logistic of :mod:`nnet.agreement`.
 
 One drawing serves the PNG files of evaluation and the cross-dataset benchmark and the TensorBoard
 image of validation. Figures are drawn on matplotlib's Agg canvas directly (no pyplot, no display,
@@ -13,8 +13,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
+from nnet.agreement import LOGISTIC_NAME, fit_logistic
 from nnet.fileio import atomic_write
-from nnet.metrics import LOGISTIC_NAME, fit_logistic
 
 FIGURE_INCHES = 5.0
 PNG_DPI = 120
@@ -71,7 +71,7 @@ def score_label(lower_is_better: bool, scale: str = "subjective score") -> str:
 
 
 def metrics_caption(metrics: dict) -> str:
-    """``SRCC 0.912, PLCC 0.905, PLCC (5-param logistic) 0.925`` from :func:`nnet.metrics.correlation_metrics`'
+    """``SRCC 0.912, PLCC 0.905, PLCC (5-param logistic) 0.925`` from :func:`nnet.agreement.correlation_metrics`'
     values, for a title (NaN values, and the logistic PLCC of a failed fit, left out)."""
     names = [("srcc", "SRCC"), ("plcc", "PLCC")]
     if metrics.get("logistic_fit_converged"):

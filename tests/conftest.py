@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nnet.data.synthetic import generate_synthetic_pipal
+from nnet.data.synthetic.writer import generate_synthetic_pipal
 from nnet.models import build_model
 
 UPSTREAM_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "upstream"

@@ -8,7 +8,7 @@ import torch
 import nnet
 from nnet.checkpoint import FORMAT_VERSION, build_checkpoint, load_weights, read_checkpoint, save_checkpoint
 from nnet.checkpoint.upstream import map_upstream_key
-from nnet.data import MOSNormalizer
+from nnet.data.score_scale import ScoreScale
 from nnet.errors import CheckpointError
 
 FIXTURES = {"IQA_Conformer": "iqa_conformer_seed0", "IQA_Transformer": "iqa_transformer_seed0"}
@@ -52,7 +52,7 @@ def test_distributed_prefixes_are_stripped(upstream_fixtures, tmp_path):
 @pytest.mark.parametrize("architecture", ["IQA_Conformer", "IQA_Transformer"])
 def test_our_format_round_trips_with_its_description(architecture, tiny_model, tiny_pair, tmp_path):
     model = tiny_model(architecture).eval()
-    checkpoint = build_checkpoint(model, MOSNormalizer(), epoch=3, step=42, metrics={"srcc": 0.5})
+    checkpoint = build_checkpoint(model, ScoreScale(), epoch=3, step=42, metrics={"srcc": 0.5})
     path = save_checkpoint(tmp_path / "checkpoints_3.ckpt", checkpoint)
     raw = torch.load(path, weights_only=True)
     assert raw["format_version"] == FORMAT_VERSION and raw["epoch"] == 3 and raw["step"] == 42
@@ -65,7 +65,7 @@ def test_our_format_round_trips_with_its_description(architecture, tiny_model, t
 
 
 def test_wrong_architecture_is_refused_by_name(tiny_model, tmp_path):
-    path = save_checkpoint(tmp_path / "t.ckpt", build_checkpoint(tiny_model("IQA_Transformer"), MOSNormalizer()))
+    path = save_checkpoint(tmp_path / "t.ckpt", build_checkpoint(tiny_model("IQA_Transformer"), ScoreScale()))
     with pytest.raises(CheckpointError, match=r"t\.ckpt: holds an IQA_Transformer but the model is an IQA_Conformer"):
         load_weights(tiny_model("IQA_Conformer"), read_checkpoint(path), path)
 
@@ -77,7 +77,7 @@ def test_original_checkpoint_into_the_other_architecture_is_refused(upstream_fix
 
 
 def test_missing_and_extra_keys_are_listed(tiny_model, tmp_path):
-    checkpoint = build_checkpoint(tiny_model("IQA_Conformer"), MOSNormalizer())
+    checkpoint = build_checkpoint(tiny_model("IQA_Conformer"), ScoreScale())
     del checkpoint["model_state_dict"]["head.output.bias"]
     checkpoint["model_state_dict"]["head.extra"] = torch.zeros(1)
     path = save_checkpoint(tmp_path / "bad.ckpt", checkpoint)
@@ -88,7 +88,7 @@ def test_missing_and_extra_keys_are_listed(tiny_model, tmp_path):
 
 
 def test_wrong_shapes_are_listed(tiny_model, tmp_path):
-    checkpoint = build_checkpoint(tiny_model("IQA_Conformer"), MOSNormalizer())
+    checkpoint = build_checkpoint(tiny_model("IQA_Conformer"), ScoreScale())
     checkpoint["model_args"]["input_size"] = 192  # positional table of a 5x5 grid will not fit 21x21
     path = save_checkpoint(tmp_path / "shape.ckpt", checkpoint)
     with pytest.raises(CheckpointError, match=r"position_embedding \(25, 128\) instead of \(441, 128\)"):
@@ -124,7 +124,7 @@ def test_missing_file_and_non_checkpoint_dict(tmp_path):
 
 
 def test_newer_format_version_is_refused(tiny_model, tmp_path):
-    checkpoint = build_checkpoint(tiny_model("IQA_Conformer"), MOSNormalizer())
+    checkpoint = build_checkpoint(tiny_model("IQA_Conformer"), ScoreScale())
     checkpoint["format_version"] = FORMAT_VERSION + 1
     path = save_checkpoint(tmp_path / "future.ckpt", checkpoint)
     with pytest.raises(CheckpointError, match="future.ckpt: written by a newer nnet"):
@@ -132,7 +132,7 @@ def test_newer_format_version_is_refused(tiny_model, tmp_path):
 
 
 def test_arbitrary_pickled_objects_need_explicit_trust(tiny_model, tmp_path):
-    checkpoint = build_checkpoint(tiny_model("IQA_Conformer"), MOSNormalizer())
+    checkpoint = build_checkpoint(tiny_model("IQA_Conformer"), ScoreScale())
     checkpoint["config"] = argparse.Namespace(epochs=30)  # what older code stored; not on the safe list
     path = save_checkpoint(tmp_path / "pickled.ckpt", checkpoint)
     with pytest.raises(CheckpointError, match="pickled.ckpt: .*arbitrary code.*--trust-checkpoint"):

@@ -13,11 +13,11 @@ import nnet
 from nnet.checkpoint import FORMAT_VERSION, build_checkpoint, read_checkpoint, save_checkpoint
 from nnet.checkpoint.integrity import content_digest
 from nnet.config import Config, DataConfig, ModelConfig, OptimizerConfig
-from nnet.data import MOSNormalizer
+from nnet.data.score_scale import ScoreScale
 from nnet.engine.paths import resolve_checkpoint
 from nnet.errors import CheckpointError
 
-SCALE = MOSNormalizer(mean=3.0, std=0.8, lower_is_better=True, dataset="toy", label_range=(1.0, 5.0))
+SCALE = ScoreScale(mean=3.0, std=0.8, lower_is_better=True, dataset="toy", label_range=(1.0, 5.0))
 
 
 def flip_byte_inside(path, record_suffix="data/0"):
@@ -116,7 +116,7 @@ def test_format_1_takes_its_scale_from_its_config_and_the_original_format_is_pip
         scale = nnet.load_model(path).score_scale
         original = nnet.load_model(upstream_fixtures / "iqa_conformer_seed0.ckpt").score_scale
     assert (scale.mean, scale.std, scale.lower_is_better) == (2.5, 1.5, True)
-    assert original == MOSNormalizer()
+    assert original == ScoreScale()
     assert "format-1 checkpoint stores no score scale; using its training config's" in caplog.text
     assert "original-code checkpoint, which stores no score scale; scores are on PIPAL's MOS scale" in caplog.text
     old["config"] = None

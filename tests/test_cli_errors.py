@@ -15,7 +15,7 @@ from PIL import Image
 import main
 import nnet
 from nnet.checkpoint import FORMAT_VERSION, build_checkpoint, save_checkpoint
-from nnet.data import MOSNormalizer
+from nnet.data.score_scale import ScoreScale
 
 
 @dataclass(frozen=True)
@@ -372,7 +372,7 @@ def option_negative_workers(world: World) -> Case:
 @pytest.fixture(scope="module")
 def tiny_checkpoints() -> dict[str, dict]:
     torch.manual_seed(0)
-    return {architecture: build_checkpoint(nnet.build_model(architecture, input_size=64), MOSNormalizer(), epoch=1,
+    return {architecture: build_checkpoint(nnet.build_model(architecture, input_size=64), ScoreScale(), epoch=1,
                                            step=3, optimizer_state_dict={"state": {}, "param_groups": []})
             for architecture in ("IQA_Conformer", "IQA_Transformer")}
 
@@ -381,7 +381,7 @@ def tiny_checkpoints() -> dict[str, dict]:
 def full_size_checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     return save_checkpoint(tmp_path_factory.mktemp("predict") / "conformer.ckpt",
-                           build_checkpoint(nnet.build_model("IQA_Conformer"), MOSNormalizer()))
+                           build_checkpoint(nnet.build_model("IQA_Conformer"), ScoreScale()))
 
 
 def files_under(folder: Path) -> set[Path]:

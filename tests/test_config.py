@@ -22,6 +22,7 @@ from nnet.config import (
     resolve_num_workers,
 )
 from nnet.config_files import config_names, find_config, load_config
+from nnet.engine import modes
 from nnet.errors import ConfigError
 from nnet.models import build_model
 from nnet.models.backbone import OFFLINE_FIX
@@ -394,7 +395,7 @@ def test_the_documented_offline_weights_line_works_as_written(text, tmp_path):
     assert line, f"{text} no longer documents the offline weights line"
     weights = tmp_path / "model.safetensors"
     arguments = shlex.split(line.group(0).replace("PATH", str(weights)))
-    config = cli.load_run_config(cli.parse_arguments(["-c", "PIPAL/IQA_Conformer", *arguments]))
+    config = modes.load_run_config(cli.parse_arguments(["-c", "PIPAL/IQA_Conformer", *arguments]))
     assert (config.model.backbone_weights, config.model.backbone_weights_file) == ("file", str(weights))
 
 

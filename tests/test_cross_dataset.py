@@ -1,4 +1,4 @@
-"""--mode benchmark: a model trained on one fake dataset, scored on others; table, plots, orientation, errors."""
+"""--mode cross-dataset: a model trained on one fake dataset, scored on others; table, plots, orientation, errors."""
 
 import csv
 import math
@@ -12,9 +12,10 @@ from PIL import Image
 from scipy import optimize, stats
 
 import main
-from nnet.data import MOSNormalizer, PairRecord
-from nnet.data.presets import DatasetSource
-from nnet.engine.cross_dataset import BenchmarkDataset, Row, distinct_labels, markdown_table
+from nnet.data.datasets.presets import DatasetSource
+from nnet.data.records import PairRecord
+from nnet.data.score_scale import ScoreScale
+from nnet.engine.scoring.cross_dataset import Row, ScoredDataset, distinct_labels, markdown_table
 from nnet.errors import ConfigError
 from tests.conftest import TINY_CONFIG  # the tiny recipe: crop 64, batch 4, calibrated-random trunk
 from tests.data import fake_iqa_datasets as fake
@@ -73,19 +74,19 @@ def benchmarked(tmp_path_factory):
     assert main.main(["-c", str(configs["tid2013"])]) == 0
     checkpoint = folder / "run_tid2013" / "checkpoints_1.ckpt"
     output = folder / "benchmark"
-    assert main.main(["--mode", "benchmark", "--checkpoint", str(checkpoint), "--datasets", str(configs["live"]),
+    assert main.main(["--mode", "cross-dataset", "--checkpoint", str(checkpoint), "--datasets", str(configs["live"]),
                       str(configs["kadid10k"]), str(configs["tid2013"]), "--output-dir", str(output)]) == 0
     return checkpoint, configs, output
 
 
 def test_benchmark_writes_the_table_plots_and_predictions(benchmarked, capsys):
     checkpoint, _, output = benchmarked
-    rows = read_csv(output / "benchmark.csv")
+    rows = read_csv(output / "cross_dataset.csv")
     assert [(row["dataset"], row["split"], row["pairs"], row["orientation"]) for row in rows] == [
         ("LIVE", "all", "6", "negated"), ("KADID-10k", "all", "12", "as is"), ("TID2013", "all", "9", "as is")]
     assert {(row["checkpoint"], row["trained_on"]) for row in rows} == {("checkpoints_1", "TID2013")}
     assert "plcc_logistic5" in rows[0] and "rmse_logistic5" in rows[0]
-    markdown = (output / "benchmark.md").read_text()
+    markdown = (output / "cross_dataset.md").read_text()
     header = markdown.splitlines()[0]
     assert [cell.strip() for cell in header.strip("|").split("|")] == [
         "checkpoint", "trained on", "dataset", "split", "orientation", "pairs", "PLCC", "SRCC", "KRCC", "RMSE",
@@ -102,7 +103,7 @@ def test_benchmark_writes_the_table_plots_and_predictions(benchmarked, capsys):
 def test_benchmark_numbers_equal_scipy_on_the_same_predictions(benchmarked):
     _, _, output = benchmarked
     fitted = 0
-    for row in read_csv(output / "benchmark.csv"):
+    for row in read_csv(output / "cross_dataset.csv"):
         pairs = read_csv(output / f"checkpoints_1__{row['dataset']}_all_predictions.csv")
         predicted = np.array([float(pair["predicted"]) for pair in pairs])
         mos = np.array([float(pair["mos"]) for pair in pairs])
@@ -129,13 +130,13 @@ def test_a_lower_is_better_dataset_gives_the_oriented_correlation():
     records = [PairRecord(Path(f"r{i}.png"), Path(f"d{i}.png"), float(score), f"d{i}.png", f"r{i}", None,
                           lower_is_better=True) for i, score in enumerate(dmos)]
     live = DatasetSource("LIVE", None, "download", Path("live"), None, None, True, None, "", False)
-    dataset = BenchmarkDataset("LIVE", "live.py", live, "all", records)
+    dataset = ScoredDataset("LIVE", "live.py", live, "all", records)
     quality = 5 - dmos / 25 + np.sin(np.arange(12))  # a KADID-10k model's MOS: high where the DMOS is low
-    row = Row("kadid", Path("kadid.ckpt"), None, MOSNormalizer(3.0, 1.0, False, "KADID-10k"), dataset, quality)
+    row = Row("kadid", Path("kadid.ckpt"), None, ScoreScale(3.0, 1.0, False, "KADID-10k"), dataset, quality)
     assert row.orientation == "negated" and stats.spearmanr(quality, dmos).statistic < -0.5
     assert row.value("srcc") == pytest.approx(-stats.spearmanr(quality, dmos).statistic)
     assert row.value("plcc") > 0.5 and math.isnan(row.value("rmse"))
-    same = Row("live", Path("live.ckpt"), None, MOSNormalizer(50.0, 20.0, True, "live"), dataset, dmos + 1)
+    same = Row("live", Path("live.ckpt"), None, ScoreScale(50.0, 20.0, True, "live"), dataset, dmos + 1)
     assert same.orientation == "as is" and same.value("rmse") == pytest.approx(1.0)  # format 1 names the preset
     assert "RMSE n/a" in markdown_table([row, same])
 
@@ -167,9 +168,9 @@ def test_bad_benchmark_input_gives_one_line_with_the_fix(benchmarked, tmp_path, 
     elif problem == "missing checkpoint":
         checkpoint, expected = tmp_path / "absent.ckpt", r"^error: \S*absent.ckpt: checkpoint not found; check the path"
     else:
-        datasets, expected = [], r"^error: --mode benchmark needs --checkpoint FILE .* and --datasets CONFIG"
+        datasets, expected = [], r"^error: --mode cross-dataset needs --checkpoint FILE .* and --datasets CONFIG"
     output = tmp_path / "out"
-    argv = ["--mode", "benchmark", "--checkpoint", str(checkpoint), "--output-dir", str(output)]
+    argv = ["--mode", "cross-dataset", "--checkpoint", str(checkpoint), "--output-dir", str(output)]
     assert main.main(argv + (["--datasets", *datasets] if datasets else [])) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and re.search(expected, error), error
@@ -180,4 +181,5 @@ def test_several_checkpoints_are_refused_outside_benchmark(capsys):
     with pytest.raises(SystemExit) as stop:
         main.main(["--mode", "evaluation", "--checkpoint", "a.ckpt", "b.ckpt"])
     assert stop.value.code == 2
-    assert "--mode evaluation takes one checkpoint; give several only with --mode benchmark" in capsys.readouterr().err
+    assert ("--mode evaluation takes one checkpoint; give several only with --mode cross-dataset"
+            in capsys.readouterr().err)

@@ -5,14 +5,15 @@ import pytest
 import torch
 from torchvision import transforms as T
 
-from nnet.data import MOSNormalizer, scan_pipal_train
-from nnet.data.grouped import ReferenceGroups, group_by_reference
+from nnet.data.batches.pixels import chw_pixels, normalize_pixels, ten_crops
+from nnet.data.datasets.pipal import scan_pipal_train
 from nnet.data.images import load_rgb
-from nnet.data.pixels import chw_pixels, normalize_pixels, ten_crops
-from nnet.data.synthetic import generate_synthetic_pipal
+from nnet.data.score_scale import ScoreScale
+from nnet.data.synthetic.writer import generate_synthetic_pipal
 from nnet.engine.distributed import Runtime
-from nnet.engine.reports import evaluation_report
-from nnet.engine.scoring import TenCropScorer
+from nnet.engine.scoring.grouping import ReferenceGroups, group_by_reference
+from nnet.engine.scoring.reports import evaluation_report
+from nnet.engine.scoring.scorer import TenCropScorer
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def test_float_pixels_in_unit_range_normalise_like_uint8():
 def test_grouped_scoring_equals_plain_tencrop(records, tiny_model):
     model = tiny_model("IQA_Conformer").eval()
     model.backbone.calibrate_batchnorm([torch.rand(8, 3, 64, 64) * 2 - 1])
-    scale = MOSNormalizer()
+    scale = ScoreScale()
     scorer = TenCropScorer(model, torch.device("cpu"))
     grouped = scorer.score_records(records, scale, Runtime(torch.device("cpu")), group_size=3)
     plain = []

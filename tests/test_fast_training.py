@@ -42,7 +42,7 @@ class DeferredEagerStep:
 
 
 def test_deferred_outcomes_still_stop_at_the_diverged_step_or_count_it(tiny_config, tmp_path, monkeypatch, capsys):
-    from nnet.engine import train
+    from nnet.engine.training import loop as train
     from tests.test_reliability import inject_nonfinite
 
     monkeypatch.setattr(train, "graphs_apply", lambda *arguments: True)

@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 
 import nnet
 from nnet.checkpoint import FORMAT, build_checkpoint, read_checkpoint
-from nnet.data import MOSNormalizer, scan_pairs_csv, scan_pipal_train
-from nnet.data.labels import is_plain_name, read_labels
-from nnet.engine.train import _restore_training_state
+from nnet.data.datasets.labels import is_plain_name, read_labels
+from nnet.data.datasets.pairs_csv import scan_pairs_csv
+from nnet.data.datasets.pipal import scan_pipal_train
+from nnet.data.score_scale import ScoreScale
+from nnet.engine.training.loop import _restore_training_state
 from nnet.errors import IQAError
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -117,7 +119,7 @@ def valid_checkpoint() -> dict:
     torch.manual_seed(0)
     model = nnet.build_model("IQA_Transformer", input_size=64)
     optimizer = torch.optim.Adam(model.trainable_parameters())
-    return build_checkpoint(model, MOSNormalizer(), epoch=1, step=3, optimizer_state_dict=optimizer.state_dict())
+    return build_checkpoint(model, ScoreScale(), epoch=1, step=3, optimizer_state_dict=optimizer.state_dict())
 
 
 def load_or_refuse(path: Path) -> None:

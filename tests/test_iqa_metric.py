@@ -8,12 +8,12 @@ from PIL import Image
 import main
 import nnet
 from nnet.checkpoint import build_checkpoint, save_checkpoint
-from nnet.data import MOSNormalizer
+from nnet.data.score_scale import ScoreScale
+from nnet.engine.scoring.metric import FullReferenceMetric, Predictor
 from nnet.errors import CheckpointError, DataError
-from nnet.iqa_metric import FullReferenceMetric, Predictor
 
 # A DMOS-like scale in 1..5: lower is better, nothing like PIPAL's 1449 ± 122.
-DMOS_SCALE = MOSNormalizer(mean=2.68, std=1.27, lower_is_better=True, dataset="toy-dmos", label_range=(1.0, 5.0))
+DMOS_SCALE = ScoreScale(mean=2.68, std=1.27, lower_is_better=True, dataset="toy-dmos", label_range=(1.0, 5.0))
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_predict_mode_and_predictor_print_the_metrics_scores(metric, checkpoint,
 def test_a_full_size_model_scores_256x256_and_300x200_images(tmp_path):
     torch.manual_seed(0)
     model = nnet.build_model("IQA_Transformer")
-    path = save_checkpoint(tmp_path / "full.ckpt", build_checkpoint(model, MOSNormalizer()))
+    path = save_checkpoint(tmp_path / "full.ckpt", build_checkpoint(model, ScoreScale()))
     metric = nnet.create_metric("iqa_transformer", checkpoint=path, device="cpu")
     for height, width in ((256, 256), (200, 300)):
         distorted, reference = images(batch=1, height=height, width=width)

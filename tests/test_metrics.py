@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from nnet.metrics import (
+from nnet.agreement import (
     LogisticFit,
     correlation_metrics,
     fit_logistic,

@@ -15,7 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import main
 import nnet
-from nnet.data.synthetic import generate_synthetic_pipal
+from nnet.data.synthetic.writer import generate_synthetic_pipal
 
 REPO = Path(__file__).resolve().parents[1]
 

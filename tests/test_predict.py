@@ -15,11 +15,11 @@ from PIL import Image
 import main
 import nnet
 from nnet.checkpoint import build_checkpoint, save_checkpoint
-from nnet.data import MOSNormalizer
-from nnet.engine import predict
+from nnet.data.score_scale import ScoreScale
+from nnet.engine.scoring import predict
+from nnet.engine.scoring.metric import FullReferenceMetric
 from nnet.errors import ConfigError, DataError
 from nnet.fileio import atomic_write_text
-from nnet.iqa_metric import FullReferenceMetric
 
 SIZE = (80, 72)  # width, height: above the tiny model's 64×64 crops
 
@@ -29,7 +29,7 @@ def checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     model = nnet.build_model("IQA_Conformer", input_size=64)
     model.backbone.calibrate_batchnorm([torch.rand(8, 3, 64, 64) * 2 - 1])
-    scale = MOSNormalizer(mean=2.68, std=1.27, lower_is_better=True, dataset="toy-dmos", label_range=(1.0, 5.0))
+    scale = ScoreScale(mean=2.68, std=1.27, lower_is_better=True, dataset="toy-dmos", label_range=(1.0, 5.0))
     return save_checkpoint(tmp_path_factory.mktemp("predict") / "toy.ckpt", build_checkpoint(model, scale))
 
 
@@ -282,10 +282,11 @@ def test_skip_bad_fails_when_every_pair_fails_to_decode(tmp_path, checkpoint, ca
 
 def test_predict_refuses_torchrun_and_an_empty_list(metric, checkpoint):
     from nnet import cli
+    from nnet.engine import modes
     from nnet.engine.distributed import Runtime
 
     arguments = cli.parse_arguments(["--mode", "predict", "--checkpoint", str(checkpoint), "--pairs", "x.csv"])
     with pytest.raises(ConfigError, match="runs in one process"):
-        cli.run_predict(None, Runtime(torch.device("cpu"), rank=0, world_size=2), arguments)
+        modes.run_predict(None, Runtime(torch.device("cpu"), rank=0, world_size=2), arguments)
     with pytest.raises(DataError, match="no pairs to score"):
         predict.score_pairs(metric, [], None)

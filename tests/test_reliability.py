@@ -14,7 +14,7 @@ import torch
 import main
 from nnet.checkpoint import build_checkpoint, save_checkpoint
 from nnet.config import Config, DataConfig, ModelConfig, OptimizerConfig
-from nnet.data import MOSNormalizer
+from nnet.data.score_scale import ScoreScale
 from nnet.engine.paths import remove_stale_temporaries, resolve_checkpoint
 from nnet.engine.preflight import check_output_folder
 from nnet.errors import CheckpointError, OutputError
@@ -35,7 +35,7 @@ def error_line(capsys) -> str:
 
 def test_last_skips_a_damaged_newest_checkpoint(tiny_model, tmp_path, caplog):
     config = run_config(tmp_path)
-    checkpoint = build_checkpoint(tiny_model("IQA_Conformer"), MOSNormalizer(), epoch=1)
+    checkpoint = build_checkpoint(tiny_model("IQA_Conformer"), ScoreScale(), epoch=1)
     for epoch in (1, 2, 3):
         save_checkpoint(tmp_path / f"checkpoints_{epoch}.ckpt", checkpoint)
     (tmp_path / ".checkpoints_4.ckpt.x7k2.tmp").write_bytes(b"the start of a checkpoint")  # a killed write

@@ -16,7 +16,7 @@ import main
 import nnet
 from nnet.checkpoint import build_checkpoint, save_checkpoint
 from nnet.config_files import load_config
-from nnet.data import MOSNormalizer
+from nnet.data.score_scale import ScoreScale
 from nnet.engine import run_lock
 from nnet.engine.distributed import Runtime
 from nnet.engine.paths import remove_stale_temporaries
@@ -128,7 +128,7 @@ def locked_run(tiny_config, tiny_model, tmp_path):
     """(config, run folder) with the checkpoints of epochs 1 and 2, locked by this process as a training."""
     config, run = str(tiny_config()), tmp_path / "run"
     for epoch in (1, 2):
-        checkpoint = build_checkpoint(tiny_model("IQA_Conformer"), MOSNormalizer(), epoch=epoch)
+        checkpoint = build_checkpoint(tiny_model("IQA_Conformer"), ScoreScale(), epoch=epoch)
         save_checkpoint(run / f"checkpoints_{epoch}.ckpt", checkpoint)
     with folder_lock(run, "training"):
         yield config, run
@@ -156,7 +156,7 @@ def test_killed_swa_and_generation_temporaries_go_on_their_next_run(tiny_config,
     config, run, generation = str(tiny_config()), tmp_path / "run", tmp_path / "run" / "generation"
     for epoch in (1, 2):
         save_checkpoint(run / f"checkpoints_{epoch}.ckpt",
-                        build_checkpoint(tiny_model("IQA_Conformer"), MOSNormalizer(), epoch=epoch))
+                        build_checkpoint(tiny_model("IQA_Conformer"), ScoreScale(), epoch=epoch))
     generation.mkdir()
     stale_swa, stale_output = run / ".checkpoints_swa-equal-1-2.ckpt.k3j9x2ab.tmp", generation / ".output.txt.q1w2.tmp"
     evaluating, predicting = run / ".evaluation_checkpoints_2_train.json.p0o9.tmp", generation / ".scores.csv.z8.tmp"

@@ -7,8 +7,8 @@ import torch
 
 import main
 import nnet
-from nnet.data import scan_pipal_train
-from nnet.iqa_metric import Predictor
+from nnet.data.datasets.pipal import scan_pipal_train
+from nnet.engine.scoring.metric import Predictor
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nnet.data import read_labels
-from nnet.engine.submission import (
+from nnet.data.datasets.labels import read_labels
+from nnet.engine.scoring.submission import (
     format_output_txt,
     format_readme_txt,
     write_submission,

@@ -8,14 +8,16 @@ import torch
 from torchvision.transforms import functional as F
 
 from nnet.config import Config, DataConfig, ModelConfig, OptimizerConfig
-from nnet.data import MOSNormalizer, PairRecord, scan_pipal_train
+from nnet.data.batches.pixels import chw_pixels, normalize_pixels
+from nnet.data.datasets.pipal import scan_pipal_train
 from nnet.data.images import load_rgb
-from nnet.data.pixels import chw_pixels, normalize_pixels
-from nnet.data.synthetic import generate_synthetic_pipal
-from nnet.engine.backbone_weights import calibration_batches
+from nnet.data.records import PairRecord
+from nnet.data.score_scale import ScoreScale
+from nnet.data.synthetic.writer import generate_synthetic_pipal
 from nnet.engine.distributed import Runtime
 from nnet.engine.run_data import TrainingData
-from nnet.engine.training_batches import TrainingBatches
+from nnet.engine.training.backbone_weights import calibration_batches
+from nnet.engine.training.batches import TrainingBatches
 from nnet.errors import DataError
 
 
@@ -30,7 +32,7 @@ def epoch_batches(records: list[PairRecord], epoch: int, cache: bool, workers: i
     data = DataConfig(root="unused", crop_size=32, cache_images=cache, shared_reference_group=group)
     config = Config(name="batches", model=ModelConfig(), data=data, optimizer=OptimizerConfig(), batch_size=4,
                     num_workers=workers, seed=11)
-    batches, count = TrainingBatches(TrainingData(records, [], MOSNormalizer()), config,
+    batches, count = TrainingBatches(TrainingData(records, [], ScoreScale()), config,
                                      Runtime(torch.device("cpu"))).epoch(epoch)
     batches = list(batches)
     assert len(batches) == count

@@ -11,7 +11,7 @@ config = Config(
     name="IQA_Conformer",
     model=ModelConfig(architecture="IQA_Conformer", backbone_weights="imagenet"),
     # NTIRE recipe: all 200 training references; PIPAL's published score statistics (mos_mean and mos_std
-    # left unset: PIPAL_MOS_MEAN / PIPAL_MOS_STD of nnet/data/normalize.py, not fitted).
+    # left unset: PIPAL_MOS_MEAN / PIPAL_MOS_STD of nnet/data/score_scale.py, not fitted).
     data=DataConfig(dataset="PIPAL", root="datasets/PIPAL", val_fraction=0.0),
     optimizer=OptimizerConfig(lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0),
     epochs=30,

@@ -30,8 +30,8 @@ from torch import nn
 
 from nnet.checkpoint.integrity import DIGEST_FIELD, check_archive, content_digest, verify_digest
 from nnet.checkpoint.upstream import convert_upstream_state_dict, is_upstream_state_dict, strip_distributed_prefix
-from nnet.data.normalize import MOSNormalizer
-from nnet.data.pixels import PIXEL_NORMALIZATION
+from nnet.data.batches.pixels import PIXEL_NORMALIZATION
+from nnet.data.score_scale import ScoreScale
 from nnet.errors import CheckpointError, preview
 from nnet.fileio import atomic_write
 from nnet.models.iqa import ARCHITECTURES, FullReferenceIQA, build_model
@@ -59,7 +59,7 @@ def unwrap_model(model: nn.Module) -> FullReferenceIQA:
             return model
 
 
-def build_checkpoint(model: nn.Module, score_scale: MOSNormalizer, **fields: Any) -> dict[str, Any]:
+def build_checkpoint(model: nn.Module, score_scale: ScoreScale, **fields: Any) -> dict[str, Any]:
     """A self-describing checkpoint dict for ``model`` whose outputs map to scores by ``score_scale``;
     ``fields`` adds config, epoch, step, metrics…"""
     model = unwrap_model(model)
@@ -166,7 +166,7 @@ def _check_scale_fields(scale: Any, path: Path) -> None:
                               f"models take {PIXEL_NORMALIZATION}; use a checkpoint written for these models")
 
 
-def score_scale_of(checkpoint: dict[str, Any], source: str | Path) -> MOSNormalizer:
+def score_scale_of(checkpoint: dict[str, Any], source: str | Path) -> ScoreScale:
     """The scale that turns the checkpoint's normalised outputs into scores.
 
     Format 2 stores it. A format-1 file of ours gets it from the config stored in it, the original
@@ -174,14 +174,14 @@ def score_scale_of(checkpoint: dict[str, Any], source: str | Path) -> MOSNormali
     """
     if checkpoint.get("format") == FORMAT and checkpoint.get("format_version", 0) >= 2:
         try:
-            return MOSNormalizer.from_dict(checkpoint["score_scale"])
+            return ScoreScale.from_dict(checkpoint["score_scale"])
         except (KeyError, TypeError, ValueError) as error:
             raise CheckpointError(f"{source}: invalid score_scale ({first_line(error)}); the file was edited or "
                                   "damaged: use an unmodified checkpoint") from None
     if checkpoint.get("format") == FORMAT:
         data = (checkpoint.get("config") or {}).get("data") or {}
         try:
-            scale = MOSNormalizer(mean=float(data["mos_mean"]), std=float(data["mos_std"]),
+            scale = ScoreScale(mean=float(data["mos_mean"]), std=float(data["mos_std"]),
                                   lower_is_better=bool(data.get("lower_is_better", False)),
                                   dataset=str(data.get("dataset", "")))
         except (KeyError, TypeError, ValueError):
@@ -191,13 +191,13 @@ def score_scale_of(checkpoint: dict[str, Any], source: str | Path) -> MOSNormali
         log.info("%s: format-1 checkpoint stores no score scale; using its training config's: %s", source,
                  describe_scale(scale))
         return scale
-    scale = MOSNormalizer()
+    scale = ScoreScale()
     log.info("%s: original-code checkpoint, which stores no score scale; scores are on PIPAL's MOS scale (%s)",
              source, describe_scale(scale))
     return scale
 
 
-def describe_scale(scale: MOSNormalizer) -> str:
+def describe_scale(scale: ScoreScale) -> str:
     """``dataset MOS, mean 1448.96, std 121.54, higher is better[, training labels in [a, b]]``."""
     text = (f"{scale.dataset or 'unnamed dataset'} scores, mean {scale.mean:.6g}, std {scale.std:.6g}, "
             f"{'lower' if scale.lower_is_better else 'higher'} is better")
@@ -292,7 +292,7 @@ def model_from_checkpoint(checkpoint: dict[str, Any], source: str | Path) -> Ful
 def load_model(path: str | Path, device: str | torch.device = "cpu", trust: bool = False) -> FullReferenceIQA:
     """Load an original-format or nnet checkpoint into a ready model, in eval mode, on ``device``.
 
-    The model's ``score_scale`` (a :class:`MOSNormalizer`) maps its normalised outputs to scores on
+    The model's ``score_scale`` (a :class:`ScoreScale`) maps its normalised outputs to scores on
     the scale it was trained on (see :func:`score_scale_of`); ``checkpoint_digest`` identifies the
     file's content (None for files without a digest).
     """

@@ -1,28 +1,11 @@
-"""Data loading for full-reference IQA: dataset indexes, splits, score normalization, paired
-augmentation and image checks; training batches are built by :mod:`nnet.data.batch_builder`.
-The synthetic-PIPAL generator lives in :mod:`nnet.data.synthetic` (not imported here, so that
-``python -m nnet.data.synthetic`` runs cleanly)."""
+"""Data for full-reference IQA, in three rooms:
 
-from nnet.data.labels import read_labels
-from nnet.data.normalize import PIPAL_MOS_MEAN, PIPAL_MOS_STD, MOSNormalizer
-from nnet.data.pair_checks import validate_images
-from nnet.data.pairs_csv import scan_pairs_csv
-from nnet.data.pipal import scan_pipal_test, scan_pipal_train
-from nnet.data.records import PairRecord
-from nnet.data.splits import split_by_reference
-from nnet.data.transforms import PairedTrainAugment, ten_crop_pair
+* :mod:`nnet.data.datasets`: reading datasets (PIPAL, the CSV presets, LIVE, TID2013), their labels,
+  reference-disjoint splits and the checks made on them;
+* :mod:`nnet.data.batches`: building training batches and TenCrop inputs from pixels;
+* :mod:`nnet.data.synthetic`: a small generated dataset for demos and tests (``python -m nnet.data.synthetic``).
 
-__all__ = [
-    "PIPAL_MOS_MEAN",
-    "PIPAL_MOS_STD",
-    "MOSNormalizer",
-    "PairRecord",
-    "PairedTrainAugment",
-    "read_labels",
-    "scan_pairs_csv",
-    "scan_pipal_test",
-    "scan_pipal_train",
-    "split_by_reference",
-    "ten_crop_pair",
-    "validate_images",
-]
+Beside them: :mod:`~nnet.data.records` (one pair), :mod:`~nnet.data.score_scale` (labels ↔ the
+model's target), :mod:`~nnet.data.images` (decoding), :mod:`~nnet.data.pair_checks` (sizes of a
+pair) and :mod:`~nnet.data.problems` (collected errors).
+"""

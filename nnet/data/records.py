@@ -20,7 +20,7 @@ class PairRecord:
         distortion_type: PIPAL's two-digit type code (``"00"`` in ``A0001_00_00.bmp``), a CSV's
             distortion-type column, or None.
         lower_is_better: True when ``mos`` is a DMOS-like score (lower means better quality);
-            :class:`~nnet.data.normalize.MOSNormalizer` flips the sign so that a model always
+            :class:`~nnet.data.score_scale.ScoreScale` flips the sign so that a model always
             predicts "higher is better".
         source: where ``mos`` was read (``file:line``, or ``file: entry N`` for a MATLAB file),
             so that a problem found later (a score out of range) can point at it.

@@ -8,7 +8,7 @@ from pathlib import Path
 from nnet.checkpoint import read_checkpoint
 from nnet.config import Config
 from nnet.engine.run_data import SPLIT_FILE
-from nnet.engine.submission import OUTPUT_NAME, README_NAME, TEST_REPORT, ZIP_NAME
+from nnet.engine.scoring.submission import OUTPUT_NAME, README_NAME, TEST_REPORT, ZIP_NAME
 from nnet.errors import CheckpointError
 
 log = logging.getLogger(__name__)

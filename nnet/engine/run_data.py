@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nnet.config import Config, DataConfig
-from nnet.data import PIPAL_MOS_MEAN, PIPAL_MOS_STD, MOSNormalizer, PairRecord, scan_pipal_test
-from nnet.data.label_checks import refuse_out_of_range
-from nnet.data.presets import PRESETS, locate, read_dataset
-from nnet.data.splits import Split, split_three_ways
-from nnet.data.synthetic import generate_synthetic_pipal
+from nnet.data.datasets.label_checks import refuse_out_of_range
+from nnet.data.datasets.pipal import scan_pipal_test
+from nnet.data.datasets.presets import PRESETS, locate, read_dataset
+from nnet.data.datasets.splits import Split, split_three_ways
+from nnet.data.records import PairRecord
+from nnet.data.score_scale import PIPAL_MOS_MEAN, PIPAL_MOS_STD, ScoreScale
+from nnet.data.synthetic.writer import generate_synthetic_pipal
 from nnet.engine.distributed import Runtime, barrier
 from nnet.errors import ConfigError, DataError
 from nnet.fileio import atomic_write_text
@@ -28,7 +30,7 @@ class TrainingData:
 
     train: list[PairRecord]
     validation: list[PairRecord]
-    normalizer: MOSNormalizer
+    score_scale: ScoreScale
     test: list[PairRecord] = field(default_factory=list)
 
 
@@ -54,17 +56,17 @@ def dataset_split(data: DataConfig) -> Split:
     return split_three_ways(records, data.val_fraction, data.test_fraction, data.split_seed)
 
 
-def normalizer_for(data: DataConfig, train: Sequence[PairRecord]) -> MOSNormalizer:
+def score_scale_for(data: DataConfig, train: Sequence[PairRecord]) -> ScoreScale:
     """The score scale a run on ``data`` learns: PIPAL's published constants for PIPAL (the NTIRE recipe),
     the mean and std of the training labels ``train`` for every other dataset; ``data.mos_mean`` /
     ``data.mos_std`` win when set. The scale carries the range of the training labels.
     """
     source = locate(data)
     if source.preset is not PRESETS["pipal"] and (data.mos_mean is None or data.mos_std is None):
-        default = MOSNormalizer.fit(train, dataset=source.title)
+        default = ScoreScale.fit(train, dataset=source.title)
     else:
-        default = MOSNormalizer(PIPAL_MOS_MEAN, PIPAL_MOS_STD, source.lower_is_better, source.title)
-    scale = MOSNormalizer(default.mean if data.mos_mean is None else data.mos_mean,
+        default = ScoreScale(PIPAL_MOS_MEAN, PIPAL_MOS_STD, source.lower_is_better, source.title)
+    scale = ScoreScale(default.mean if data.mos_mean is None else data.mos_mean,
                           default.std if data.mos_std is None else data.mos_std,
                           source.lower_is_better, source.title)
     return scale.with_label_range(train)
@@ -74,7 +76,7 @@ def training_data(data: DataConfig, runtime: Runtime) -> TrainingData:
     """The labelled pairs, split reference-disjointly, with their score scale."""
     ensure_synthetic_dataset(data, runtime)
     split = dataset_split(data)
-    return TrainingData(split.train, split.validation, normalizer_for(data, split.train), split.test)
+    return TrainingData(split.train, split.validation, score_scale_for(data, split.train), split.test)
 
 
 def uses_ntire_test_part(data: DataConfig) -> bool:
@@ -117,7 +119,7 @@ def describe_split(data: DataConfig, training: TrainingData) -> dict:
         "pairs": {name: len(records) for name, records in parts.items()},
         "references": {name: sorted({record.reference_name for record in records})
                        for name, records in parts.items()},
-        "score_scale": training.normalizer.to_dict(),
+        "score_scale": training.score_scale.to_dict(),
     }
 
 

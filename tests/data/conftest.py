@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nnet.data.synthetic import SyntheticSummary, generate_synthetic_pipal
+from nnet.data.synthetic.writer import SyntheticSummary, generate_synthetic_pipal
 
 
 def _write_image(path: Path, size: tuple[int, int] = (64, 64), mode: str = "RGB",

@@ -8,21 +8,23 @@ import torch
 from PIL import ImageFile
 from torchvision.transforms import functional as F
 
-from nnet.data import MOSNormalizer, PairedTrainAugment, PairRecord, scan_pipal_test, scan_pipal_train
-from nnet.data.batch_builder import PairBatchBuilder, shared_reference_plan
-from nnet.data.image_store import DecodedImages, ImageFiles
+from nnet.data.batches.builder import PairBatchBuilder, shared_reference_plan
+from nnet.data.batches.image_store import DecodedImages, ImageFiles
+from nnet.data.batches.pixels import chw_pixels, normalize_pixels
+from nnet.data.batches.transforms import PairedTrainAugment, sample_generator
+from nnet.data.datasets.pipal import scan_pipal_test, scan_pipal_train
 from nnet.data.images import load_rgb
-from nnet.data.pixels import chw_pixels, normalize_pixels
-from nnet.data.transforms import sample_generator
+from nnet.data.records import PairRecord
+from nnet.data.score_scale import ScoreScale
 from nnet.errors import DataError
 
 STORES = ("decoded", "files")
 
 
-def builder(records: list[PairRecord], store: str, crop_size: int, normalizer: MOSNormalizer = MOSNormalizer(),
+def builder(records: list[PairRecord], store: str, crop_size: int, score_scale: ScoreScale = ScoreScale(),
             seed: int = 0) -> PairBatchBuilder:
     images = DecodedImages(records, crop_size) if store == "decoded" else ImageFiles()
-    return PairBatchBuilder(records, images, normalizer, crop_size, seed)
+    return PairBatchBuilder(records, images, score_scale, crop_size, seed)
 
 
 def per_sample(record: PairRecord, crop_size: int, seed: int, epoch: int, index: int) -> tuple[torch.Tensor, ...]:
@@ -35,16 +37,16 @@ def per_sample(record: PairRecord, crop_size: int, seed: int, epoch: int, index:
 @pytest.mark.parametrize("store", STORES)
 def test_batches_equal_the_per_sample_torchvision_path(tree, store):
     records = scan_pipal_train(tree.root)
-    normalizer = MOSNormalizer()
+    score_scale = ScoreScale()
     order = [5, 0, 11, 2]
-    batch = builder(records, store, 48, normalizer, seed=7).build(order, order, epoch=3)
+    batch = builder(records, store, 48, score_scale, seed=7).build(order, order, epoch=3)
     assert batch["reference"].shape == batch["distorted"].shape == (4, 3, 48, 48)
     assert batch["target"].shape == (4, 1) and batch["target"].dtype == torch.float32
     for row, index in enumerate(order):
         reference, distorted = per_sample(records[index], 48, seed=7, epoch=3, index=index)
         assert torch.equal(batch["reference"][row], reference)
         assert torch.equal(batch["distorted"][row], distorted)
-        assert batch["target"][row].item() == pytest.approx(normalizer.normalize(records[index].mos))
+        assert batch["target"][row].item() == pytest.approx(score_scale.normalize(records[index].mos))
         assert batch["name"][row] == records[index].name
     assert -1.0 <= batch["reference"].min() and batch["reference"].max() <= 1.0
 
@@ -183,7 +185,7 @@ def test_score_direction_must_match_the_normalizer(tmp_path, write_image):
     record = pair(tmp_path, write_image)
     dmos_record = PairRecord(record.reference, record.distorted, 30.0, record.name, "A0001",
                              None, lower_is_better=True)
-    with pytest.raises(DataError, match="lower-is-better but the normalizer"):
-        PairBatchBuilder([dmos_record], ImageFiles(), MOSNormalizer())
-    dmos = MOSNormalizer(30.0, 5.0, lower_is_better=True)
+    with pytest.raises(DataError, match="lower-is-better but the score_scale"):
+        PairBatchBuilder([dmos_record], ImageFiles(), ScoreScale())
+    dmos = ScoreScale(30.0, 5.0, lower_is_better=True)
     assert PairBatchBuilder([dmos_record], ImageFiles(), dmos, crop_size=32).build([0], [0], 0)["target"].item() == 0

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nnet.data import scan_pipal_train, validate_images
+from nnet.data.datasets.pipal import scan_pipal_train
 from nnet.data.images import load_rgb
+from nnet.data.pair_checks import validate_images
 from nnet.errors import DataError
 
 

@@ -7,8 +7,8 @@ import pytest
 import scipy.io
 
 from nnet.config import DataConfig
-from nnet.data.presets import read_dataset
-from nnet.data.synthetic import generate_synthetic_pipal
+from nnet.data.datasets.presets import read_dataset
+from nnet.data.synthetic.writer import generate_synthetic_pipal
 from nnet.errors import DataError
 
 

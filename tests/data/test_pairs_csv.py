@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from nnet.data import MOSNormalizer, scan_pairs_csv
+from nnet.data.datasets.pairs_csv import scan_pairs_csv
+from nnet.data.score_scale import ScoreScale
 from nnet.errors import DataError
 
 
@@ -53,10 +54,10 @@ def test_dmos_flag_travels_with_records_and_flips_the_target(root):
     records = scan_pairs_csv(csv_path, lower_is_better=True)  # root: the CSV's folder
     assert [r.mos for r in records] == [10.0, 60.0]  # stored as given
     assert all(r.lower_is_better for r in records)
-    normalizer = MOSNormalizer.fit(records)
-    better, worse = (normalizer.normalize(r.mos) for r in records)
+    score_scale = ScoreScale.fit(records)
+    better, worse = (score_scale.normalize(r.mos) for r in records)
     assert better > worse  # the model always predicts "higher is better"
-    assert normalizer.denormalize(better) == pytest.approx(10.0)
+    assert score_scale.denormalize(better) == pytest.approx(10.0)
 
 
 def test_distortion_type_column_and_missing_score_column(root):

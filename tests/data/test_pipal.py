@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from nnet.data import scan_pipal_test, scan_pipal_train
-from nnet.data.labels import read_labels
-from nnet.data.synthetic import generate_synthetic_pipal
+from nnet.data.datasets.labels import read_labels
+from nnet.data.datasets.pipal import scan_pipal_test, scan_pipal_train
+from nnet.data.synthetic.writer import generate_synthetic_pipal
 from nnet.errors import DataError
 
 

@@ -9,8 +9,8 @@ import pytest
 import scipy.io
 
 from nnet.config import DataConfig
-from nnet.data.presets import PRESETS, locate, read_dataset
-from nnet.data.synthetic import generate_synthetic_pipal
+from nnet.data.datasets.presets import PRESETS, locate, read_dataset
+from nnet.data.synthetic.writer import generate_synthetic_pipal
 from nnet.errors import ConfigError, DataError
 
 EXPECTED_DIRECTION = {"pipal": False, "kadid10k": False, "tid2013": False, "csiq": True, "live": True}

@@ -7,9 +7,10 @@ import fake_iqa_datasets as fake
 import pytest
 
 from nnet.config import DataConfig
-from nnet.data import scan_pairs_csv, scan_pipal_test, scan_pipal_train
-from nnet.data.presets import read_dataset
-from nnet.data.synthetic import generate_synthetic_pipal
+from nnet.data.datasets.pairs_csv import scan_pairs_csv
+from nnet.data.datasets.pipal import scan_pipal_test, scan_pipal_train
+from nnet.data.datasets.presets import read_dataset
+from nnet.data.synthetic.writer import generate_synthetic_pipal
 from nnet.errors import DataError
 
 FIX = "point the dataset's folder setting (data.root, data.ref_root) at the real folder, or set " \

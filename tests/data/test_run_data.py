@@ -9,11 +9,11 @@ import torch
 
 import main
 from nnet.config import Config, DataConfig, ModelConfig, OptimizerConfig
-from nnet.data import PIPAL_MOS_MEAN, PIPAL_MOS_STD
-from nnet.data.synthetic import generate_synthetic_pipal
+from nnet.data.score_scale import PIPAL_MOS_MEAN, PIPAL_MOS_STD
+from nnet.data.synthetic.writer import generate_synthetic_pipal
 from nnet.engine import run_data
 from nnet.engine.distributed import Runtime
-from nnet.engine.run_data import SPLIT_FILE, normalizer_for, ntire_test_data, record_split, training_data
+from nnet.engine.run_data import SPLIT_FILE, ntire_test_data, record_split, score_scale_for, training_data
 from nnet.errors import ConfigError, DataError
 
 RUNTIME = Runtime(torch.device("cpu"))
@@ -39,40 +39,40 @@ def test_training_data_has_three_reference_disjoint_parts(kadid):
 def test_the_scale_of_a_dataset_other_than_pipal_is_fitted_on_the_training_split(kadid):
     data = training_data(kadid_config(kadid), RUNTIME)
     train_scores = [record.mos for record in data.train]
-    scale = data.normalizer
+    scale = data.score_scale
     assert scale.mean == pytest.approx(statistics.fmean(train_scores))
     assert scale.std == pytest.approx(statistics.stdev(train_scores))
     assert (scale.dataset, scale.lower_is_better, scale.label_range) == ("KADID-10k", False,
                                                                          (min(train_scores), max(train_scores)))
     assert scale.mean != pytest.approx(statistics.fmean(r.mos for r in data.train + data.validation + data.test))
-    assert normalizer_for(kadid_config(kadid), data.train) == scale
+    assert score_scale_for(kadid_config(kadid), data.train) == scale
 
 
 def test_a_lower_is_better_dataset_flips_the_target(tmp_path):
     dataset = fake.live_download(tmp_path)
     data = training_data(DataConfig(dataset="live", root=str(dataset.root), val_fraction=0.3), RUNTIME)
-    assert data.normalizer.lower_is_better and data.normalizer.dataset == "LIVE"
+    assert data.score_scale.lower_is_better and data.score_scale.dataset == "LIVE"
     best, worst = min(data.train, key=lambda r: r.mos), max(data.train, key=lambda r: r.mos)
-    assert data.normalizer.normalize(best.mos) > data.normalizer.normalize(worst.mos)
+    assert data.score_scale.normalize(best.mos) > data.score_scale.normalize(worst.mos)
 
 
 def test_pipal_keeps_the_published_constants_and_explicit_values_win(tmp_path):
     tree = generate_synthetic_pipal(tmp_path / "PIPAL", refs=2, distortions_per_ref=3, size=32, test_refs=0)
     data = training_data(DataConfig(root=str(tree.root)), RUNTIME)
     scores = [record.mos for record in data.train]
-    assert (data.normalizer.mean, data.normalizer.std, data.normalizer.dataset) == (PIPAL_MOS_MEAN, PIPAL_MOS_STD,
+    assert (data.score_scale.mean, data.score_scale.std, data.score_scale.dataset) == (PIPAL_MOS_MEAN, PIPAL_MOS_STD,
                                                                                    "PIPAL")
-    assert data.normalizer.label_range == (min(scores), max(scores))
-    explicit = training_data(DataConfig(root=str(tree.root), mos_mean=1500.0, mos_std=100.0), RUNTIME).normalizer
+    assert data.score_scale.label_range == (min(scores), max(scores))
+    explicit = training_data(DataConfig(root=str(tree.root), mos_mean=1500.0, mos_std=100.0), RUNTIME).score_scale
     assert (explicit.mean, explicit.std) == (1500.0, 100.0)
-    both_explicit = normalizer_for(DataConfig(dataset="csv", csv_path=str(tmp_path / "unread.csv"), mos_mean=3.0,
+    both_explicit = score_scale_for(DataConfig(dataset="csv", csv_path=str(tmp_path / "unread.csv"), mos_mean=3.0,
                                               mos_std=0.5), [])
     assert (both_explicit.mean, both_explicit.std, both_explicit.label_range) == (3.0, 0.5, None)
 
 
 def test_an_explicit_mean_keeps_the_fitted_std(kadid):
-    fitted = training_data(kadid_config(kadid), RUNTIME).normalizer
-    scale = training_data(kadid_config(kadid, mos_mean=3.0), RUNTIME).normalizer
+    fitted = training_data(kadid_config(kadid), RUNTIME).score_scale
+    scale = training_data(kadid_config(kadid, mos_mean=3.0), RUNTIME).score_scale
     assert (scale.mean, scale.std) == (3.0, fitted.std)
 
 
@@ -113,7 +113,7 @@ def test_split_json_records_the_split(kadid, tmp_path):
     assert recorded["fractions"] == {"validation": 0.2, "test": 0.2}
     assert recorded["pairs"] == {"train": len(data.train), "validation": len(data.validation), "test": len(data.test)}
     assert recorded["references"]["test"] == sorted({record.reference_name for record in data.test})
-    assert recorded["score_scale"] == data.normalizer.to_dict()
+    assert recorded["score_scale"] == data.score_scale.to_dict()
     assert not list(path.parent.glob(".*.tmp"))  # written atomically, nothing left over
 
 

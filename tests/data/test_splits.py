@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from nnet.data import PairRecord, split_by_reference
+from nnet.data.datasets.splits import split_by_reference
+from nnet.data.records import PairRecord
 from nnet.errors import ConfigError, DataError
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnet.data import read_labels, scan_pipal_test, scan_pipal_train
-from nnet.data.distortions import DISTORTIONS
+from nnet.data.datasets.labels import read_labels
+from nnet.data.datasets.pipal import scan_pipal_test, scan_pipal_train
 from nnet.data.images import load_rgb
-from nnet.data.synthetic import generate_synthetic_pipal, main
+from nnet.data.synthetic.distortions import DISTORTIONS
+from nnet.data.synthetic.writer import generate_synthetic_pipal, main
 from nnet.errors import DataError
 
 

@@ -5,8 +5,7 @@ import random
 import pytest
 from test_splits import fake_records, references
 
-from nnet.data import split_by_reference
-from nnet.data.splits import split_three_ways
+from nnet.data.datasets.splits import split_by_reference, split_three_ways
 from nnet.errors import ConfigError, DataError
 
 

@@ -6,8 +6,8 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from nnet.data import PairedTrainAugment, ten_crop_pair
-from nnet.data.pixels import chw_pixels, normalize_pixels
+from nnet.data.batches.pixels import chw_pixels, normalize_pixels
+from nnet.data.batches.transforms import PairedTrainAugment, ten_crop_pair
 
 
 def random_pixels(height: int = 64, width: int = 80, seed: int = 0) -> np.ndarray:

@@ -5,9 +5,9 @@ from collections.abc import Sequence
 import torch
 from torch.utils.data import Dataset
 
+from nnet.data.batches.pixels import chw_pixels
 from nnet.data.images import load_rgb
 from nnet.data.pair_checks import pair_size_problem
-from nnet.data.pixels import chw_pixels
 from nnet.data.records import PairRecord
 from nnet.errors import DataError
 
@@ -24,7 +24,7 @@ def group_by_reference(records: Sequence[PairRecord], indices: Sequence[int], gr
 class ReferenceGroups(Dataset):
     """Item: one reference image ``[3, H, W]`` and up to ``group_size`` of its distorted images
     ``[k, 3, H, W]``, as uint8 pixels (17× less to move than their float ten crops), and their
-    ``indices`` into ``records`` ``[k]``. :class:`nnet.engine.scoring.TenCropScorer` crops them
+    ``indices`` into ``records`` ``[k]``. :class:`nnet.engine.scoring.scorer.TenCropScorer` crops them
     on the model's device."""
 
     def __init__(self, records: Sequence[PairRecord], crop_size: int = 192, group_size: int = 8,

@@ -19,22 +19,22 @@ from tqdm import tqdm
 
 from nnet.checkpoint import build_checkpoint, first_line, load_weights, read_checkpoint, save_checkpoint
 from nnet.config import Config, config_to_dict, resolve_num_workers
-from nnet.data.presets import locate
-from nnet.data.transforms import epoch_seed
-from nnet.engine.backbone_weights import prepare_backbone
+from nnet.data.batches.transforms import epoch_seed
+from nnet.data.datasets.presets import locate
 from nnet.engine.distributed import Runtime
-from nnet.engine.graphs import GraphedTrainingStep
-from nnet.engine.logbook import Logbook
-from nnet.engine.lookahead import TrunkLookahead, lookahead_batches
 from nnet.engine.paths import checkpoint_path, epoch_checkpoints
 from nnet.engine.precision import Precision, scoring_precision, training_precision
 from nnet.engine.preflight import CHECKPOINT_BYTES, check_output_folder
-from nnet.engine.reports import describe_report, evaluation_report
 from nnet.engine.run_data import TrainingData, record_split, training_data
-from nnet.engine.scoring import TenCropScorer
-from nnet.engine.seeding import rng_state, seed_everything
-from nnet.engine.step import BatchOutcome, HeadOnly, TrainingStep, build_optimizer
-from nnet.engine.training_batches import TrainingBatches
+from nnet.engine.scoring.reports import describe_report, evaluation_report
+from nnet.engine.scoring.scorer import TenCropScorer
+from nnet.engine.training.backbone_weights import prepare_backbone
+from nnet.engine.training.batches import TrainingBatches
+from nnet.engine.training.graphs import GraphedTrainingStep
+from nnet.engine.training.logbook import Logbook
+from nnet.engine.training.lookahead import TrunkLookahead, lookahead_batches
+from nnet.engine.training.seeding import rng_state, seed_everything
+from nnet.engine.training.step import BatchOutcome, HeadOnly, TrainingStep, build_optimizer
 from nnet.errors import CheckpointError, IQAError
 from nnet.models import FullReferenceIQA, build_model
 
@@ -205,7 +205,7 @@ def train(config: Config, runtime: Runtime, resume_path: Path | None = None, tru
                 last = checkpoint_path(config, epoch)
                 if runtime.is_main:
                     save_checkpoint(last, build_checkpoint(
-                        network, data.normalizer, config_name=config.name, config=config_to_dict(config), epoch=epoch,
+                        network, data.score_scale, config_name=config.name, config=config_to_dict(config), epoch=epoch,
                         step=optimizer_steps, metrics=metrics, optimizer_state_dict=trainer.step.optimizer.state_dict(),
                         scaler_state_dict=trainer.step.scaler.state_dict(), rng_state=rng_state()))
     finally:
@@ -228,7 +228,7 @@ def _wrapped_head(network: FullReferenceIQA, config: Config, runtime: Runtime, u
 
 
 def graphs_apply(config: Config, runtime: Runtime, precision: Precision) -> bool:
-    """Whether the head step runs from a CUDA graph (nnet.engine.graphs): one GPU, fp16, no accumulation."""
+    """Whether the head step runs from a CUDA graph (nnet.engine.training.graphs): one GPU, fp16, no accumulation."""
     return (config.cuda_graphs and runtime.device.type == "cuda" and not runtime.distributed
             and precision.needs_scaler and config.accumulated_steps == 1)
 
@@ -237,7 +237,7 @@ def validate(network: FullReferenceIQA, data: TrainingData, config: Config, runt
              step: int) -> dict[str, float]:
     """TenCrop scores on the validation split; returns ``val_*`` metrics and logs them."""
     scorer = TenCropScorer(network, runtime.device, scoring_precision(config.inference_precision, runtime.device))
-    predictions = scorer.score_records(data.validation, data.normalizer, runtime, config.batch_size_eval,
+    predictions = scorer.score_records(data.validation, data.score_scale, runtime, config.batch_size_eval,
                                        resolve_num_workers(config.num_workers))
     report = evaluation_report(data.validation, predictions)
     overall = {k: v for k, v in report["overall"].items() if isinstance(v, float)}

@@ -1,13 +1,13 @@
 """The one place training batches are built: augmented crops of image pairs, a whole batch at a time.
 
 A batch is ``dict(reference, distorted, target, name)``. Pixels come from an image store
-(:mod:`nnet.data.image_store`): decoded once into memory, or decoded from disk per batch. Each
-sample's augmentation is drawn from its own generator, seeded by ``(seed, epoch, record index)``
-(:func:`~nnet.data.transforms.sample_generator`), with :class:`~nnet.data.transforms.PairedTrainAugment`'s
-distribution; the crops, flips and rotations of the whole batch are then applied at once on the
-builder's device (:mod:`nnet.data.batch_augment`), bit for bit what ``PairedTrainAugment`` does to
-one sample on the CPU. A batch therefore depends only on its indices, the seed and the epoch: not
-on which process or DataLoader worker builds it.
+(:mod:`nnet.data.batches.image_store`): decoded once into memory, or decoded from disk per batch.
+Each sample's augmentation is drawn from its own generator, seeded by ``(seed, epoch, record index)``
+(:func:`~nnet.data.batches.transforms.sample_generator`), with the distribution of
+:class:`~nnet.data.batches.transforms.PairedTrainAugment`; the crops, flips and rotations of the
+whole batch are then applied at once on the builder's device (:mod:`nnet.data.batches.augment`),
+bit for bit what ``PairedTrainAugment`` does to one sample on the CPU. A batch therefore depends
+only on its indices, the seed and the epoch: not on which process or DataLoader worker builds it.
 
 With ``shared_reference_group = g > 1`` a batch holds n = batch/g references with g distorted
 images each, all g under the same augmentation, so each reference goes through the trunk once
@@ -20,13 +20,13 @@ from collections.abc import Sequence
 import torch
 from torchvision.transforms import functional as F
 
-from nnet.data.batch_augment import augment_batch, crop_pairs, host_to_device
-from nnet.data.image_store import DecodedImages, ImageFiles
-from nnet.data.normalize import MOSNormalizer
+from nnet.data.batches.augment import augment_batch, crop_pairs, host_to_device
+from nnet.data.batches.image_store import DecodedImages, ImageFiles
+from nnet.data.batches.pixels import normalize_pixels
+from nnet.data.batches.transforms import PairedTrainAugment, epoch_seed, sample_generator
 from nnet.data.pair_checks import pair_size_problem
-from nnet.data.pixels import normalize_pixels
 from nnet.data.records import PairRecord
-from nnet.data.transforms import PairedTrainAugment, epoch_seed, sample_generator
+from nnet.data.score_scale import ScoreScale
 from nnet.errors import DataError
 
 
@@ -37,15 +37,15 @@ class PairBatchBuilder:
     """
 
     def __init__(self, records: Sequence[PairRecord], images: DecodedImages | ImageFiles,
-                 normalizer: MOSNormalizer = MOSNormalizer(), crop_size: int = 192, seed: int = 0,
+                 score_scale: ScoreScale = ScoreScale(), crop_size: int = 192, seed: int = 0,
                  device: torch.device | str = "cpu") -> None:
-        _check_score_direction(records, normalizer)
+        _check_score_direction(records, score_scale)
         self.records = list(records)
         self.images = images
         self.augment = PairedTrainAugment(crop_size)
         self.seed = seed
         self.device = torch.device(device)
-        self.targets = torch.tensor([[math.nan if r.mos is None else normalizer.normalize(r.mos)]
+        self.targets = torch.tensor([[math.nan if r.mos is None else score_scale.normalize(r.mos)]
                                      for r in self.records], dtype=torch.float32)  # [N, 1]
 
     @property
@@ -95,13 +95,13 @@ class PairBatchBuilder:
                 raise DataError(problem)
 
 
-def _check_score_direction(records: Sequence[PairRecord], normalizer: MOSNormalizer) -> None:
-    mismatched = [r for r in records if r.mos is not None and r.lower_is_better != normalizer.lower_is_better]
+def _check_score_direction(records: Sequence[PairRecord], score_scale: ScoreScale) -> None:
+    mismatched = [r for r in records if r.mos is not None and r.lower_is_better != score_scale.lower_is_better]
     if mismatched:
         raise DataError(f"{mismatched[0].distorted}: its score is "
                         f"{'lower' if mismatched[0].lower_is_better else 'higher'}-is-better "
-                        f"but the normalizer has lower_is_better={normalizer.lower_is_better};"
-                        f" build the normalizer with the dataset's score direction")
+                        f"but the score_scale has lower_is_better={score_scale.lower_is_better};"
+                        f" build the score_scale with the dataset's score direction")
 
 
 def shared_reference_plan(records: Sequence[PairRecord], batch_size: int, group: int, seed: int, epoch: int,

@@ -9,7 +9,7 @@ Used on one CUDA device with fp16 autocast (the recipe's precision), no gradient
 static batch shapes; anything else, or a capture that fails, runs the eager :class:`TrainingStep`.
 The first steps run eagerly (they warm up cuDNN, cuBLAS, the optimizer's state and the scaler) and
 are real steps of the recipe; the graph takes over after them. Losses of graph steps are read in
-bulk (:class:`nnet.engine.step.BatchOutcome` with ``deferred``), so that the host never waits for
+bulk (:class:`nnet.engine.training.step.BatchOutcome` with ``deferred``), so that the host never waits for
 the card between steps.
 """
 
@@ -17,7 +17,7 @@ import logging
 
 import torch
 
-from nnet.engine.step import BatchOutcome, TrainingStep
+from nnet.engine.training.step import BatchOutcome, TrainingStep
 
 log = logging.getLogger(__name__)
 EAGER_WARMUP_STEPS = 3

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Protocol
 
-from nnet.data.label_checks import refuse_out_of_range, warn_far_outliers
-from nnet.data.live import scan_live
-from nnet.data.pairs_csv import scan_pairs_csv
-from nnet.data.pipal import scan_pipal_train
+from nnet.data.datasets.label_checks import refuse_out_of_range, warn_far_outliers
+from nnet.data.datasets.live import scan_live
+from nnet.data.datasets.pairs_csv import scan_pairs_csv
+from nnet.data.datasets.pipal import scan_pipal_train
+from nnet.data.datasets.tid2013 import scan_tid2013
 from nnet.data.records import PairRecord
-from nnet.data.tid2013 import scan_tid2013
 from nnet.errors import ConfigError, DataError
 
 DATASETS_FOLDER = Path("datasets")

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from nnet.data import PairRecord
+from nnet.agreement import correlation_metrics, format_metrics_table, per_group_metrics
+from nnet.data.records import PairRecord
 from nnet.fileio import atomic_write_text
-from nnet.metrics import correlation_metrics, format_metrics_table, per_group_metrics
 
 
 def evaluation_report(records: Sequence[PairRecord], predictions: np.ndarray) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """``--mode predict``: score your own image pairs with any checkpoint, on the checkpoint's own score scale,
-through the metric API (:mod:`nnet.iqa_metric`).
+through the metric API (:mod:`nnet.engine.scoring.metric`).
 
 Pairs come from two files, two folders or a CSV (:func:`collect_pairs`). Every pair's image headers
 are checked before anything is scored, and all problems are reported together; with ``skip_bad`` the
@@ -24,17 +24,17 @@ import torch
 from tqdm import tqdm
 
 from nnet.config import DEFAULT_INFERENCE_PRECISION
+from nnet.data.batches.pixels import chw_pixels
+from nnet.data.datasets.pairs_csv import DISTORTED_COLUMNS, REFERENCE_COLUMNS, find_column, read_csv_rows
+from nnet.data.datasets.pipal import IMAGE_SUFFIXES
 from nnet.data.images import load_rgb
 from nnet.data.pair_checks import pair_problems
-from nnet.data.pairs_csv import DISTORTED_COLUMNS, REFERENCE_COLUMNS, find_column, read_csv_rows
-from nnet.data.pipal import IMAGE_SUFFIXES
-from nnet.data.pixels import chw_pixels
 from nnet.data.problems import ProblemList
 from nnet.data.records import PairRecord
 from nnet.engine.preflight import REPORT_BYTES, check_output_folder
+from nnet.engine.scoring.metric import FullReferenceMetric
 from nnet.errors import ConfigError, DataError, OutputError, preview
 from nnet.fileio import partial_path, progressive_write
-from nnet.iqa_metric import FullReferenceMetric
 
 log = logging.getLogger(__name__)
 NAME_SEPARATORS = "_-."  # what may follow a reference's name in a distorted image's name
@@ -104,7 +104,7 @@ def match_folders(reference_dir: Path, distorted_dir: Path) -> list[PairRecord]:
 
 def pairs_from_csv(csv_path: Path) -> list[PairRecord]:
     """The pairs a CSV lists, in its order: a header naming a reference and a distorted column (the names
-    CSV datasets use, :mod:`nnet.data.pairs_csv`: ``reference``/``ref_name``/…, ``distorted``/``dist_name``/…;
+    CSV datasets use, :mod:`nnet.data.datasets.pairs_csv`: ``reference``/``ref_name``/…, ``distorted``/``dist_name``/…;
     other columns are ignored), then one row per pair. Relative paths are relative to the CSV's folder."""
     if not csv_path.is_file():
         raise DataError(f"{csv_path}: CSV file not found; check the --pairs path")

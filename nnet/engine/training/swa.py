@@ -29,13 +29,13 @@ from nnet.checkpoint import (
     score_scale_of,
 )
 from nnet.config import Config, config_to_dict
-from nnet.data.transforms import epoch_seed
+from nnet.data.batches.transforms import epoch_seed
 from nnet.engine.distributed import Runtime
 from nnet.engine.paths import checkpoint_path
 from nnet.engine.preflight import CHECKPOINT_BYTES, check_output_folder
 from nnet.engine.run_data import training_data
-from nnet.engine.seeding import seed_everything
-from nnet.engine.training_batches import TrainingBatches
+from nnet.engine.training.batches import TrainingBatches
+from nnet.engine.training.seeding import seed_everything
 from nnet.errors import CheckpointError
 
 log = logging.getLogger(__name__)

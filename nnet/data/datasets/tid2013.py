@@ -13,9 +13,9 @@ reference of ``i01_01_1.bmp`` is the image named by the part before the first un
 import os
 from pathlib import Path
 
-from nnet.data.containment import RootGuard
-from nnet.data.finder import FileFinder
-from nnet.data.labels import is_plain_name, parse_score
+from nnet.data.datasets.containment import RootGuard
+from nnet.data.datasets.finder import FileFinder
+from nnet.data.datasets.labels import is_plain_name, parse_score
 from nnet.data.problems import ProblemList
 from nnet.data.records import PairRecord
 from nnet.errors import DataError

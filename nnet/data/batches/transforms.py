@@ -89,7 +89,7 @@ def ten_crop_pair(reference: torch.Tensor, distorted: torch.Tensor,
                   crop_size: int = 192) -> tuple[torch.Tensor, torch.Tensor]:
     """torchvision ``TenCrop`` of both images at the same positions (the NTIRE scoring protocol), one
     pair at a time as the original code did: the benchmark's plain baseline. Scoring itself goes
-    through ``nnet.data.pixels.ten_crops``.
+    through ``nnet.data.batches.pixels.ten_crops``.
 
     Order: top-left, top-right, bottom-left, bottom-right, centre, then the same five of the
     horizontally flipped image. Returns two ``[10, 3, crop, crop]`` tensors.

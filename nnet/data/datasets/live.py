@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from nnet.data.containment import RootGuard
-from nnet.data.labels import is_plain_name
+from nnet.data.datasets.containment import RootGuard
+from nnet.data.datasets.labels import is_plain_name
 from nnet.data.problems import ProblemList
 from nnet.data.records import PairRecord
 from nnet.errors import DataError

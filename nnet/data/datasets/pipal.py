@@ -15,8 +15,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from nnet.data.containment import RootGuard
-from nnet.data.labels import Label, read_label_files
+from nnet.data.datasets.containment import RootGuard
+from nnet.data.datasets.labels import Label, read_label_files
 from nnet.data.problems import ProblemList
 from nnet.data.records import PairRecord
 from nnet.errors import DataError

@@ -3,7 +3,7 @@
 A step is: trunk features of both images (frozen, no gradients), the head's forward under
 autocast, MSE against the normalised target, a (scaled) backward, and the Adam step. The trunk
 and the head are separate calls so that trunk features can be computed ahead, for several
-batches at once (:mod:`nnet.engine.lookahead`); the head runs through :class:`HeadOnly`, the
+batches at once (:mod:`nnet.engine.training.lookahead`); the head runs through :class:`HeadOnly`, the
 module that DistributedDataParallel and ``torch.compile`` wrap.
 """
 

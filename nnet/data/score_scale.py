@@ -15,7 +15,7 @@ Score = TypeVar("Score")  # a float, a numpy array or a torch tensor
 
 
 @dataclass(frozen=True)
-class MOSNormalizer:
+class ScoreScale:
     """``target = sign · (mos − mean) / std`` with ``sign = −1`` for lower-is-better scores.
 
     The model therefore always predicts "higher is better"; :meth:`denormalize` returns scores on
@@ -37,12 +37,12 @@ class MOSNormalizer:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.mean) and math.isfinite(self.std) and self.std > 0):
-            raise ValueError(f"MOSNormalizer needs a finite mean and a positive std, "
+            raise ValueError(f"ScoreScale needs a finite mean and a positive std, "
                              f"got mean={self.mean}, std={self.std}")
         if self.label_range is not None:
             low, high = self.label_range
             if not (math.isfinite(low) and math.isfinite(high) and low <= high):
-                raise ValueError(f"MOSNormalizer.label_range must be finite (low, high), got {self.label_range}")
+                raise ValueError(f"ScoreScale.label_range must be finite (low, high), got {self.label_range}")
 
     @property
     def sign(self) -> float:
@@ -61,26 +61,26 @@ class MOSNormalizer:
         return values
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "MOSNormalizer":
+    def from_dict(cls, values: dict[str, Any]) -> "ScoreScale":
         label_range = values.get("label_range")
         return cls(mean=float(values["mean"]), std=float(values["std"]),
                    lower_is_better=bool(values["lower_is_better"]), dataset=str(values.get("dataset", "")),
                    label_range=None if label_range is None else (float(label_range[0]), float(label_range[1])))
 
     @classmethod
-    def fit(cls, records: Sequence[PairRecord], dataset: str = "") -> "MOSNormalizer":
+    def fit(cls, records: Sequence[PairRecord], dataset: str = "") -> "ScoreScale":
         """Mean, std and range of the labelled ``records`` (use the training split), with their direction.
 
         For datasets other than PIPAL, whose scores live on other scales (e.g. 1..5).
         """
         scores = [record.mos for record in records if record.mos is not None]
         if len(scores) < 2:
-            raise DataError(f"cannot fit a score normalizer on {len(scores)} labelled image(s); "
+            raise DataError(f"cannot fit a score score_scale on {len(scores)} labelled image(s); "
                             f"give a training set with labels or set mean and std explicitly")
         directions = {record.lower_is_better for record in records}
         if len(directions) > 1:
             raise DataError("records mix higher-is-better and lower-is-better scores; normalize "
-                            "each dataset with its own MOSNormalizer")
+                            "each dataset with its own ScoreScale")
         mean = math.fsum(scores) / len(scores)
         std = math.sqrt(math.fsum((s - mean) ** 2 for s in scores) / (len(scores) - 1))
         if std == 0:
@@ -89,9 +89,9 @@ class MOSNormalizer:
         return cls(mean=mean, std=std, lower_is_better=directions.pop(), dataset=dataset,
                    label_range=(min(scores), max(scores)))
 
-    def with_label_range(self, records: Sequence[PairRecord]) -> "MOSNormalizer":
+    def with_label_range(self, records: Sequence[PairRecord]) -> "ScoreScale":
         """This scale with ``label_range`` set to the range of the labelled ``records``."""
         scores = [record.mos for record in records if record.mos is not None]
         if not scores:
             return self
-        return MOSNormalizer(self.mean, self.std, self.lower_is_better, self.dataset, (min(scores), max(scores)))
+        return ScoreScale(self.mean, self.std, self.lower_is_better, self.dataset, (min(scores), max(scores)))

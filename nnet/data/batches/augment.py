@@ -1,6 +1,6 @@
 """The paired training augmentation for a whole batch at once, on the images' device.
 
-Parameters are drawn per sample exactly as :class:`~nnet.data.transforms.PairedTrainAugment`
+Parameters are drawn per sample exactly as :class:`~nnet.data.batches.transforms.PairedTrainAugment`
 draws them (same per-sample generators), and applied with the same arithmetic as torchvision's
 tensor ``crop``/``hflip``/``rotate`` (nearest, fill 0): the result equals the per-sample path
 bit for bit on the CPU, without per-sample Python image work beyond slicing the crops.
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from nnet.data.transforms import AugmentParameters
+from nnet.data.batches.transforms import AugmentParameters
 
 
 def host_to_device(values: Sequence | torch.Tensor, dtype: torch.dtype, device: torch.device) -> torch.Tensor:

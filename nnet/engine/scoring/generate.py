@@ -5,11 +5,11 @@ from pathlib import Path
 
 from nnet.config import Config, resolve_num_workers
 from nnet.engine.distributed import Runtime
-from nnet.engine.evaluate import write_report
 from nnet.engine.preflight import REPORT_BYTES, check_output_folder
 from nnet.engine.run_data import ntire_test_data
-from nnet.engine.scoring import load_scorer, timed_scores
-from nnet.engine.submission import TEST_REPORT, default_description, write_submission
+from nnet.engine.scoring.evaluate import write_report
+from nnet.engine.scoring.scorer import load_scorer, timed_scores
+from nnet.engine.scoring.submission import TEST_REPORT, default_description, write_submission
 from nnet.errors import CheckpointError
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ file paths, PIL images or uint8 ``[H, W, 3]`` arrays, or a list of them; a singl
 serve a whole batch of distorted images. Any size with both sides of at least the model's crop (192)
 gives a score: each pair is cut into TenCrop (four corners and the centre of the image, and of its
 mirror image) and the ten crop scores are averaged, the NTIRE 2022 protocol
-(:mod:`nnet.engine.scoring`). Scores are on the scale of the checkpoint's training labels (e.g.
+(:mod:`nnet.engine.scoring.scorer`). Scores are on the scale of the checkpoint's training labels (e.g.
 PIPAL's MOS, or a dataset's DMOS where ``lower_better`` is True).
 """
 
@@ -26,11 +26,11 @@ from torch import nn
 
 from nnet.checkpoint import describe_scale, load_model
 from nnet.config import DEFAULT_INFERENCE_PRECISION
+from nnet.data.batches.pixels import chw_pixels
 from nnet.data.images import load_rgb, rgb_array
 from nnet.data.pair_checks import pair_size_problem
-from nnet.data.pixels import chw_pixels
 from nnet.engine.precision import scoring_precision
-from nnet.engine.scoring import TenCropScorer
+from nnet.engine.scoring.scorer import TenCropScorer
 from nnet.errors import CheckpointError, DataError
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
@@ -71,7 +71,7 @@ class FullReferenceMetric(nn.Module):
         lower_better: True when lower scores mean better quality (a DMOS-trained model).
         score_range: (lowest, highest) score of the training labels, or None when the checkpoint
             does not record it (the original code's format and older ones of ours).
-        scale: the full score scale (:class:`nnet.data.normalize.MOSNormalizer`).
+        scale: the full score scale (:class:`nnet.data.score_scale.ScoreScale`).
         crop_size: the side of the crops the model scores (images must be at least this large).
     """
 

@@ -1,7 +1,7 @@
 """Where a batch builder gets its pixels: all decoded once into memory, or decoded from disk on each access.
 
 Both stores answer ``store[path]`` with uint8 ``[3, H, W]`` pixels and ``store.size(path)`` with
-``(height, width)``, so the same batch builder (:mod:`nnet.data.batch_builder`) works over either.
+``(height, width)``, so the same batch builder (:mod:`nnet.data.batches.builder`) works over either.
 """
 
 import os
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
+from nnet.data.batches.pixels import chw_pixels
 from nnet.data.images import load_rgb, read_size
 from nnet.data.pair_checks import pair_size_problem
-from nnet.data.pixels import chw_pixels
 from nnet.data.problems import ProblemList
 from nnet.data.records import PairRecord
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from nnet.data.distortions import DISTORTIONS
-from nnet.data.quality import quality_score
-from nnet.data.scenes import render_scene
+from nnet.data.synthetic.distortions import DISTORTIONS
+from nnet.data.synthetic.ground_truth import quality_score
+from nnet.data.synthetic.scenes import render_scene
 from nnet.errors import ConfigError, DataError, IQAError
 from nnet.fileio import atomic_write_text
 
@@ -218,6 +218,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"labels kept outside the tree: {labels}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

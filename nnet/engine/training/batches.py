@@ -3,8 +3,8 @@
 The plan (which records form each batch) comes first: a ``DistributedSampler`` permutation dealt
 out to the ranks and cut into batches, so N processes see the same global batches as one process
 with an N-times larger batch; or, with ``data.shared_reference_group`` > 1, groups of distorted
-images per reference (:func:`~nnet.data.batch_builder.shared_reference_plan`). Every batch is then
-made by :class:`~nnet.data.batch_builder.PairBatchBuilder`, either
+images per reference (:func:`~nnet.data.batches.builder.shared_reference_plan`). Every batch is then
+made by :class:`~nnet.data.batches.builder.PairBatchBuilder`, either
 
 * in this process from the decoded-image cache (``data.cache_images``, the fast path), or
 * in ``num_workers`` DataLoader workers that decode the images from disk (datasets larger than
@@ -22,10 +22,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from nnet.config import Config, resolve_num_workers
-from nnet.data.batch_builder import PairBatchBuilder, shared_reference_plan
-from nnet.data.image_store import DecodedImages, ImageFiles
+from nnet.data.batches.builder import PairBatchBuilder, shared_reference_plan
+from nnet.data.batches.image_store import DecodedImages, ImageFiles
+from nnet.data.batches.transforms import epoch_seed
 from nnet.data.pair_checks import validate_images
-from nnet.data.transforms import epoch_seed
 from nnet.engine.distributed import Runtime
 from nnet.engine.run_data import TrainingData
 from nnet.errors import IQAError
@@ -52,13 +52,13 @@ class TrainingBatches:
             if runtime.is_main:
                 log.info("decoded %d images (%.2f GB) into the %s cache in %.1f s", len(images.position),
                          images.nbytes / 1e9, device, time.perf_counter() - started)
-            self.builder = PairBatchBuilder(data.train, images, data.normalizer, config.data.crop_size,
+            self.builder = PairBatchBuilder(data.train, images, data.score_scale, config.data.crop_size,
                                             config.seed, runtime.device)
         else:
             # Every header now, so that all problems are reported together before training starts.
             validate_images(data.train, config.data.crop_size)
             # Built in DataLoader workers, on the CPU; the training loop moves batches to the device.
-            self.builder = PairBatchBuilder(data.train, ImageFiles(), data.normalizer, config.data.crop_size,
+            self.builder = PairBatchBuilder(data.train, ImageFiles(), data.score_scale, config.data.crop_size,
                                             config.seed)
 
     def _cache_device(self, nbytes: int) -> torch.device:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
-from nnet.engine.step import TrainingStep
+from nnet.engine.training.step import TrainingStep
 
 CUDA_LOOKAHEAD = 16  # batches per trunk call on CUDA (16 × 32 images of 192²: ~0.9 GB of fp16 features)
 

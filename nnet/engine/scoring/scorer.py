@@ -24,11 +24,12 @@ from tqdm import tqdm
 
 from nnet.checkpoint import describe_scale, load_model, unwrap_model
 from nnet.config import Config
-from nnet.data import MOSNormalizer, PairRecord
-from nnet.data.grouped import ReferenceGroups
-from nnet.data.pixels import ten_crops
+from nnet.data.batches.pixels import ten_crops
+from nnet.data.records import PairRecord
+from nnet.data.score_scale import ScoreScale
 from nnet.engine.distributed import Runtime, gather_objects
 from nnet.engine.precision import Precision, scoring_precision
+from nnet.engine.scoring.grouping import ReferenceGroups
 from nnet.models import FullReferenceIQA
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class TenCropScorer:
             network.train(was_training)
         return normalized.view(len(distorted_crops), -1).double().mean(dim=1)
 
-    def score_records(self, records: Sequence[PairRecord], scale: MOSNormalizer, runtime: Runtime,
+    def score_records(self, records: Sequence[PairRecord], scale: ScoreScale, runtime: Runtime,
                       group_size: int = 16, num_workers: int = 0, progress: bool = False) -> np.ndarray:
         """Scores on ``scale`` of every record, in ``records`` order.
 
@@ -102,7 +103,7 @@ class TenCropScorer:
         return predictions
 
 
-def timed_scores(scorer: TenCropScorer, records: Sequence[PairRecord], scale: MOSNormalizer, runtime: Runtime,
+def timed_scores(scorer: TenCropScorer, records: Sequence[PairRecord], scale: ScoreScale, runtime: Runtime,
                  group_size: int, num_workers: int) -> tuple[np.ndarray, float]:
     """:meth:`TenCropScorer.score_records` with a progress bar, and the wall time per pair."""
     started = time.perf_counter()

@@ -9,9 +9,9 @@ import csv
 import os
 from pathlib import Path, PurePath
 
-from nnet.data.containment import RootGuard
-from nnet.data.finder import FileFinder
-from nnet.data.labels import CONTROL_CHARACTERS, parse_score, printable
+from nnet.data.datasets.containment import RootGuard
+from nnet.data.datasets.finder import FileFinder
+from nnet.data.datasets.labels import CONTROL_CHARACTERS, parse_score, printable
 from nnet.data.problems import ProblemList
 from nnet.data.records import PairRecord
 from nnet.errors import DataError
@@ -48,7 +48,7 @@ def scan_pairs_csv(
         root: folder the distorted paths (and, without ``ref_root``, the reference paths) are
             relative to; default: the CSV's folder.
         lower_is_better: the scores are DMOS-like (lower = better). Scores are stored as given
-            and the flag travels on each record (see :class:`MOSNormalizer`). The column name is
+            and the flag travels on each record (see :class:`ScoreScale`). The column name is
             not trusted for this: KADID-10k's ``dmos`` column is higher-is-better.
         allow_outside_root: accept absolute paths, paths with ``..`` leaving their folder, and
             links that lead out of it.

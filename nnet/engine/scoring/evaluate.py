@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 
 from nnet.config import Config, resolve_num_workers
-from nnet.data import PairRecord
-from nnet.data.presets import locate
+from nnet.data.datasets.presets import locate
+from nnet.data.records import PairRecord
 from nnet.engine.distributed import Runtime
 from nnet.engine.preflight import REPORT_BYTES, check_output_folder
-from nnet.engine.reports import describe_report, evaluation_report, save_evaluation
 from nnet.engine.run_data import ntire_test_data, training_data, uses_ntire_test_part
-from nnet.engine.scoring import load_scorer
+from nnet.engine.scoring.reports import describe_report, evaluation_report, save_evaluation
+from nnet.engine.scoring.scorer import load_scorer
 from nnet.errors import DataError
 from nnet.plots import metrics_caption, save_scatter, score_label
 
@@ -50,11 +50,11 @@ def evaluate(config: Config, runtime: Runtime, checkpoint: Path, split: str = "v
     dataset = locate(config.data).title
     if runtime.is_main and model.score_scale.dataset != dataset:
         log.warning("%s was trained on %s, these labels are %s: its scores are on another scale, so RMSE means "
-                    "little (correlations and the logistic fit still do); --mode benchmark leaves RMSE out then",
+                    "little (correlations and the logistic fit still do); --mode cross-dataset leaves RMSE out then",
                     checkpoint, model.score_scale.dataset or "another dataset", dataset)
     if runtime.is_main and records[0].lower_is_better != model.score_scale.lower_is_better:
         log.warning("%s predicts %s-is-better scores but these labels are %s-is-better: its correlations with them "
-                    "come out negative; --mode benchmark orients the two alike", checkpoint,
+                    "come out negative; --mode cross-dataset orients the two alike", checkpoint,
                     "lower" if model.score_scale.lower_is_better else "higher",
                     "lower" if records[0].lower_is_better else "higher")
     predictions = scorer.score_records(records, model.score_scale, runtime, config.batch_size_eval,

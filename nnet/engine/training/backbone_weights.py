@@ -8,9 +8,10 @@ import torch
 from huggingface_hub import try_to_load_from_cache
 
 from nnet.config import ModelConfig
-from nnet.data import MOSNormalizer, PairRecord
-from nnet.data.batch_builder import PairBatchBuilder
-from nnet.data.image_store import ImageFiles
+from nnet.data.batches.builder import PairBatchBuilder
+from nnet.data.batches.image_store import ImageFiles
+from nnet.data.records import PairRecord
+from nnet.data.score_scale import ScoreScale
 from nnet.models import FullReferenceIQA
 from nnet.models.backbone import TIMM_HUB_TAG
 
@@ -62,9 +63,9 @@ def calibration_batches(records: Sequence[PairRecord], images: int, crop_size: i
     ordered reference, distorted, reference, distorted, …"""
     pairs = max(1, min(len(records), images // 2))
     chosen = [records[round(i * (len(records) - 1) / max(1, pairs - 1))] for i in range(pairs)]
-    # Targets are not used here; the normalizer only has to agree with the records' score direction.
-    normalizer = MOSNormalizer(lower_is_better=chosen[0].lower_is_better)
-    builder = PairBatchBuilder(chosen, ImageFiles(), normalizer, crop_size)
+    # Targets are not used here; the score_scale only has to agree with the records' score direction.
+    score_scale = ScoreScale(lower_is_better=chosen[0].lower_is_better)
+    builder = PairBatchBuilder(chosen, ImageFiles(), score_scale, crop_size)
     per_batch = CALIBRATION_BATCH // 2
     for start in range(0, len(chosen), per_batch):
         crops = builder.center_crops(range(start, min(start + per_batch, len(chosen))))

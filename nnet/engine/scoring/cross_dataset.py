@@ -1,14 +1,14 @@
-"""``--mode benchmark``: checkpoints scored on datasets (cross-dataset tests), one table row per pair of them.
+"""``--mode cross-dataset``: checkpoints scored on datasets (cross-dataset tests), one table row per pair of them.
 
-    python main.py --mode benchmark --checkpoint kadid.ckpt live.ckpt \\
-        --datasets LIVE/IQA_Conformer CSIQ/IQA_Conformer --split all --output-dir callbacks/benchmark
+    python main.py --mode cross-dataset --checkpoint kadid.ckpt live.ckpt \\
+        --datasets LIVE/IQA_Conformer CSIQ/IQA_Conformer --split all --output-dir callbacks/cross-dataset
 
 Each dataset is named by a config (a file or a shipped name): its ``data`` section says where the
 dataset lies and how it is split; ``--split`` picks ``all`` of it or one part of the config's seeded
 split. Every checkpoint scores every dataset with the TenCrop scorer (a reference's features are
 computed once for all its distorted images), on the checkpoint's own score scale.
 
-Metrics are those of :func:`nnet.metrics.correlation_metrics`, with two rules for scores on other scales:
+Metrics are those of :func:`nnet.agreement.correlation_metrics`, with two rules for scores on other scales:
 
 * **Orientation.** When the checkpoint's scores and the dataset's run in opposite directions (one
   higher-is-better, the other lower-is-better, e.g. a KADID-10k model on LIVE's DMOS), the
@@ -18,7 +18,7 @@ Metrics are those of :func:`nnet.metrics.correlation_metrics`, with two rules fo
   not negated); otherwise only the RMSE after the logistic fit, which maps predictions onto the
   dataset's scale first, is meaningful. The logistic columns are empty when no fit was possible.
 
-Written to the output folder: ``benchmark.csv`` and ``benchmark.md`` (the table), and per row
+Written to the output folder: ``cross_dataset.csv`` and ``cross_dataset.md`` (the table), and per row
 ``<checkpoint>__<dataset>_<split>.png`` (the scatter with the fitted logistic, oriented predictions
 on x) and ``<checkpoint>__<dataset>_<split>_predictions.csv`` (every pair's prediction, as scored).
 """
@@ -35,23 +35,22 @@ from pathlib import Path
 
 import numpy as np
 
-from nnet.config import Config, resolve_num_workers
-from nnet.data import MOSNormalizer, PairRecord
-from nnet.data.presets import DatasetSource, locate, preset_of
+from nnet.agreement import LOGISTIC_NAME, LOGISTIC_PARAMETERS, correlation_metrics
+from nnet.config import SCORED_SPLITS, Config, resolve_num_workers
+from nnet.data.datasets.presets import DatasetSource, locate, preset_of
+from nnet.data.records import PairRecord
+from nnet.data.score_scale import ScoreScale
 from nnet.engine.distributed import Runtime
-from nnet.engine.evaluate import labelled_split
 from nnet.engine.preflight import REPORT_BYTES, check_output_folder
-from nnet.engine.scoring import load_scorer
+from nnet.engine.scoring.evaluate import labelled_split
+from nnet.engine.scoring.scorer import load_scorer
 from nnet.errors import ConfigError
 from nnet.fileio import atomic_write_text
-from nnet.metrics import LOGISTIC_NAME, LOGISTIC_PARAMETERS, correlation_metrics
 from nnet.plots import metrics_caption, save_scatter, score_label
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OUTPUT = Path("callbacks/benchmark")
-TABLE_NAME = "benchmark"  # benchmark.csv, benchmark.md
-SPLITS = ("all", "train", "validation", "test")
+TABLE_NAME = "cross_dataset"  # cross_dataset.csv, cross_dataset.md
 AS_IS, NEGATED = "as is", "negated"
 # (header in the Markdown table, column of the CSV file, key of correlation_metrics) of the metric columns
 METRIC_COLUMNS = (("PLCC", "plcc", "plcc"), ("SRCC", "srcc", "srcc"), ("KRCC", "krcc", "krcc"),
@@ -62,7 +61,7 @@ TEXT_COLUMNS = ("checkpoint", "trained on", "dataset", "split", "orientation")  
 
 
 @dataclass(frozen=True)
-class BenchmarkDataset:
+class ScoredDataset:
     """The pairs of one dataset's split, with the config that names the dataset."""
 
     label: str  # in the table and the file names: the dataset's title, made distinct where needed
@@ -79,8 +78,8 @@ class Row:
     checkpoint: str  # label in the table and the file names
     checkpoint_path: Path
     checkpoint_digest: str | None
-    scale: MOSNormalizer  # the checkpoint's score scale, which the predictions are on
-    dataset: BenchmarkDataset
+    scale: ScoreScale  # the checkpoint's score scale, which the predictions are on
+    dataset: ScoredDataset
     predictions: np.ndarray  # in the order of the dataset's records
 
     @property
@@ -119,20 +118,20 @@ class Row:
         return _file_name(f"{self.checkpoint}__{self.dataset.label}_{self.dataset.split}")
 
 
-def load_datasets(configs: Sequence[tuple[str, Config]], split: str, runtime: Runtime) -> list[BenchmarkDataset]:
+def load_datasets(configs: Sequence[tuple[str, Config]], split: str, runtime: Runtime) -> list[ScoredDataset]:
     """The labelled pairs of ``split`` of each (spec, config) dataset; every dataset is read (and every
     problem reported) before anything is scored."""
-    if split not in SPLITS:
-        raise ConfigError(f"--split {split}: not a split; choose one of {', '.join(SPLITS)}")
+    if split not in SCORED_SPLITS:
+        raise ConfigError(f"--split {split}: not a split; choose one of {', '.join(SCORED_SPLITS)}")
     sources = [locate(config.data) for _, config in configs]
     labels = distinct_labels([[source.title, f"{source.title} ({config.name})", spec]
                               for source, (spec, config) in zip(sources, configs, strict=True)], "--datasets")
-    return [BenchmarkDataset(label, spec, source, split, labelled_split(config, runtime, split))
+    return [ScoredDataset(label, spec, source, split, labelled_split(config, runtime, split))
             for label, source, (spec, config) in zip(labels, sources, configs, strict=True)]
 
 
-def benchmark(checkpoints: Sequence[Path], datasets: Sequence[BenchmarkDataset], settings: Config, runtime: Runtime,
-              output_dir: Path, trust: bool = False) -> str | None:
+def cross_dataset_table(checkpoints: Sequence[Path], datasets: Sequence[ScoredDataset], settings: Config,
+                        runtime: Runtime, output_dir: Path, trust: bool = False) -> str | None:
     """Score every dataset with every checkpoint, write the table, plots and predictions to ``output_dir``
     (main process) and return the table as Markdown (None on other ranks).
 
@@ -146,7 +145,8 @@ def benchmark(checkpoints: Sequence[Path], datasets: Sequence[BenchmarkDataset],
     for label, path in zip(labels, checkpoints, strict=True):
         scorer, model = load_scorer(path, settings, runtime, trust)
         for dataset in datasets:
-            log.info("benchmark: %s on %s (%s, %d pairs)", label, dataset.label, dataset.split, len(dataset.records))
+            log.info("cross-dataset: %s on %s (%s, %d pairs)", label, dataset.label, dataset.split,
+                     len(dataset.records))
             scores = scorer.score_records(dataset.records, model.score_scale, runtime, settings.batch_size_eval,
                                           resolve_num_workers(settings.num_workers), progress=True)
             rows.append(Row(label, path, model.checkpoint_digest, model.score_scale, dataset, scores))
@@ -158,7 +158,7 @@ def benchmark(checkpoints: Sequence[Path], datasets: Sequence[BenchmarkDataset],
     table = markdown_table(rows)
     atomic_write_text(output_dir / f"{TABLE_NAME}.md", table)
     atomic_write_text(output_dir / f"{TABLE_NAME}.csv", csv_table(rows))
-    log.info("benchmark table, plots and predictions written to %s", output_dir)
+    log.info("cross-dataset table, plots and predictions written to %s", output_dir)
     return table
 
 
