@@ -147,9 +147,10 @@ def test_distributed_run_matches_one_process_with_the_same_global_batch(dataset,
             # Softmax ignores a key bias (it adds q·b to every score of a query), so its gradient is
             # rounding noise, which Adam normalises into full-size steps.
             continue
-        # Adam also magnifies the rounding differences of near-zero gradients a little: 1e-4, while
-        # different batches or a missing gradient average move weights by ~1e-3 after these 6 steps.
-        assert torch.allclose(one[name], two[name], atol=1e-4), name
+        # Adam also magnifies the rounding differences of near-zero gradients a little (measured 1.1e-4
+        # on projection.weight with torch 2.14.1), while different batches or a missing gradient
+        # average move weights by ~1e-3 after these 6 steps.
+        assert torch.allclose(one[name], two[name], atol=2e-4), name
 
 
 def test_cached_fast_path_trains_exactly_like_per_image_loading(dataset, tmp_path, write_config):
