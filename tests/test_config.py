@@ -259,6 +259,15 @@ def test_config_modules_and_the_package_import_without_torch_or_timm():
     assert result.stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize("option", ["-h", "--version"])
+def test_command_line_help_and_version_load_no_torch(option):
+    code = (f"import sys, contextlib, io\nfrom nnet import cli\nwith contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    try: cli.main([{option!r}])\n    except SystemExit: pass\n"
+            "print(sorted(name for name in ('torch', 'timm') if name in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
 def test_package_exports_load_on_first_use():
     import nnet
     from nnet.checkpoint import load_model
