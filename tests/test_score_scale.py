@@ -8,6 +8,7 @@ import torch
 import main
 import nnet
 from nnet.data.datasets.pipal import scan_pipal_train
+from nnet.data.score_scale import ScoreScale
 from nnet.engine.scoring.metric import Predictor
 
 
@@ -45,3 +46,14 @@ def test_a_dmos_model_scores_on_its_scale_through_predict_predictor_and_the_metr
     # On the DMOS scale (a barely trained model stays near its mean), nowhere near PIPAL's ~1449.
     assert abs(from_metric - scale.mean) < 6 * scale.std
     assert torch.load(checkpoint, weights_only=True)["score_scale"]["dataset"] == "dmos.csv"
+
+
+def test_matches_compares_dataset_titles_whatever_the_spelling():
+    # Format-1 checkpoints store the config's preset name, format 2 the title: both name one scale.
+    assert ScoreScale(dataset="kadid10k").matches("KADID-10k")
+    assert ScoreScale(dataset="KADID-10k").matches("kadid10k")
+    assert ScoreScale(dataset="pipal").matches("PIPAL")
+    assert ScoreScale(dataset="my scores").matches("My Scores")
+    assert not ScoreScale(dataset="PIPAL").matches("KADID-10k")
+    assert not ScoreScale(dataset="").matches("")
+    assert ScoreScale(dataset="tid2013").title == "TID2013"

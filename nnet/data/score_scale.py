@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
+from nnet.data.datasets.presets import preset_of
 from nnet.data.records import PairRecord
 from nnet.errors import DataError
 
@@ -54,6 +55,17 @@ class ScoreScale:
     def denormalize(self, score: Score) -> Score:
         return score * self.sign * self.std + self.mean
 
+    @property
+    def title(self) -> str:
+        """The dataset's name as papers write it: a preset's config name (format-1 checkpoints store
+        ``kadid10k``) becomes its title (``KADID-10k``); other names stay as they are."""
+        preset = preset_of(self.dataset) if self.dataset else None
+        return preset.title if preset is not None else self.dataset
+
+    def matches(self, dataset: str) -> bool:
+        """Whether scores on this scale are on ``dataset``'s own scale (a preset's name or title, any case)."""
+        return bool(self.dataset) and self.title.casefold() == ScoreScale(dataset=dataset).title.casefold()
+
     def to_dict(self) -> dict[str, Any]:
         """Plain values (for checkpoints and JSON); :meth:`from_dict` reverses it."""
         values = asdict(self)
@@ -75,7 +87,7 @@ class ScoreScale:
         """
         scores = [record.mos for record in records if record.mos is not None]
         if len(scores) < 2:
-            raise DataError(f"cannot fit a score score_scale on {len(scores)} labelled image(s); "
+            raise DataError(f"cannot fit a score scale on {len(scores)} labelled image(s); "
                             f"give a training set with labels or set mean and std explicitly")
         directions = {record.lower_is_better for record in records}
         if len(directions) > 1:

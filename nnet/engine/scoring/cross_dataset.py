@@ -37,7 +37,7 @@ import numpy as np
 
 from nnet.agreement import LOGISTIC_NAME, LOGISTIC_PARAMETERS, correlation_metrics
 from nnet.config import SCORED_SPLITS, Config, resolve_num_workers
-from nnet.data.datasets.presets import DatasetSource, locate, preset_of
+from nnet.data.datasets.presets import DatasetSource, locate
 from nnet.data.records import PairRecord
 from nnet.data.score_scale import ScoreScale
 from nnet.engine.distributed import Runtime
@@ -98,7 +98,7 @@ class Row:
 
     @property
     def trained_on(self) -> str:
-        return scale_title(self.scale.dataset) or "unknown"
+        return self.scale.title or "unknown"
 
     @functools.cached_property
     def metrics(self) -> dict:
@@ -107,7 +107,7 @@ class Row:
 
     def value(self, key: str) -> float:
         """A metric of the table: NaN for the RMSE on another scale and for the logistic values of a failed fit."""
-        if key == "rmse" and (self.negated or self.trained_on.lower() != self.dataset.source.title.lower()):
+        if key == "rmse" and (self.negated or not self.scale.matches(self.dataset.source.title)):
             return math.nan
         if key.endswith("_logistic") and not self.metrics["logistic_fit_converged"]:
             return math.nan
@@ -160,13 +160,6 @@ def cross_dataset_table(checkpoints: Sequence[Path], datasets: Sequence[ScoredDa
     atomic_write_text(output_dir / f"{TABLE_NAME}.csv", csv_table(rows))
     log.info("cross-dataset table, plots and predictions written to %s", output_dir)
     return table
-
-
-def scale_title(dataset: str) -> str:
-    """A checkpoint's scale name as a dataset title: a preset's name (format-1 checkpoints store
-    ``kadid10k``) becomes its title (``KADID-10k``)."""
-    preset = preset_of(dataset) if dataset else None
-    return preset.title if preset is not None else dataset
 
 
 def write_row_files(output_dir: Path, row: Row) -> None:

@@ -48,10 +48,10 @@ def evaluate(config: Config, runtime: Runtime, checkpoint: Path, split: str = "v
     records = labelled_split(config, runtime, split)
     scorer, model = load_scorer(checkpoint, config, runtime, trust)
     dataset = locate(config.data).title
-    if runtime.is_main and model.score_scale.dataset != dataset:
+    if runtime.is_main and not model.score_scale.matches(dataset):
         log.warning("%s was trained on %s, these labels are %s: its scores are on another scale, so RMSE means "
                     "little (correlations and the logistic fit still do); --mode cross-dataset leaves RMSE out then",
-                    checkpoint, model.score_scale.dataset or "another dataset", dataset)
+                    checkpoint, model.score_scale.title or "another dataset", dataset)
     if runtime.is_main and records[0].lower_is_better != model.score_scale.lower_is_better:
         log.warning("%s predicts %s-is-better scores but these labels are %s-is-better: its correlations with them "
                     "come out negative; --mode cross-dataset orients the two alike", checkpoint,

@@ -25,9 +25,9 @@ def generate(config: Config, runtime: Runtime, checkpoint: Path, trust: bool = F
             f"{checkpoint}: holds an {model.architecture} but the config describes an {config.model.architecture} "
             f"(readme.txt would describe the wrong model); use the config of the run that wrote the checkpoint, or "
             f"--set model.architecture={model.architecture} --set description='...'")
-    if model.score_scale.dataset.upper() != "PIPAL":
+    if not model.score_scale.matches("PIPAL"):
         log.warning("%s was trained on %s, not PIPAL: output.txt holds scores on that dataset's scale", checkpoint,
-                    model.score_scale.dataset or "another dataset")
+                    model.score_scale.title or "another dataset")
     predictions, seconds_per_image = timed_scores(scorer, records, model.score_scale, runtime,
                                                   config.batch_size_eval, resolve_num_workers(config.num_workers))
     if not runtime.is_main:
