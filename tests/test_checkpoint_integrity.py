@@ -42,9 +42,10 @@ def saved(tiny_model, tmp_path):
 
 def test_a_saved_checkpoint_carries_its_scale_and_digest(saved):
     raw = torch.load(saved, weights_only=True)
-    assert raw["format_version"] == FORMAT_VERSION == 2
+    assert raw["format_version"] == FORMAT_VERSION == 3
     assert raw["digest"] == content_digest(raw) and raw["digest"].startswith("sha256:")
-    assert raw["score_scale"]["crop_size"] == 64 and raw["score_scale"]["lower_is_better"] is True
+    assert raw["model_args"]["input_size"] == 64 and "crop_size" not in raw["score_scale"]
+    assert raw["score_scale"]["lower_is_better"] is True
     assert raw["score_scale"]["pixel_normalization"]["mean"] == [0.5, 0.5, 0.5]
     model = nnet.load_model(saved)
     assert model.score_scale == SCALE and model.checkpoint_digest == raw["digest"]
@@ -122,4 +123,45 @@ def test_format_1_takes_its_scale_from_its_config_and_the_original_format_is_pip
     old["config"] = None
     torch.save(old, path)
     with pytest.raises(CheckpointError, match="score scale is unknown"):
+        nnet.load_model(path)
+
+
+def test_the_provenance_travels_with_the_checkpoint_and_a_toy_model_is_warned_about_once(tiny_model, tmp_path,
+                                                                                       caplog):
+    model = tiny_model("IQA_Conformer")
+    model.provenance = {"trunk": "calibrated-random", "data": "synthetic"}
+    path = save_checkpoint(tmp_path / "demo.ckpt", build_checkpoint(model, SCALE))
+    with caplog.at_level(logging.WARNING):
+        assert nnet.load_model(path).provenance == model.provenance
+        nnet.load_model(path)
+    warnings = [r.getMessage() for r in caplog.records if "like the demo's" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "a random trunk (no ImageNet weights) and synthetic training data" in warnings[0]
+    assert str(path) in warnings[0] and "\n" not in warnings[0]
+
+    caplog.clear()
+    model.provenance = {"trunk": "imagenet", "data": "dataset"}
+    real = save_checkpoint(tmp_path / "real.ckpt", build_checkpoint(model, SCALE))
+    with caplog.at_level(logging.WARNING):
+        nnet.load_model(real)
+    assert "like the demo's" not in caplog.text
+
+
+def test_a_format_2_checkpoint_loads_and_its_provenance_comes_from_its_config(tiny_model, tmp_path):
+    old = build_checkpoint(tiny_model("IQA_Conformer"), SCALE, config={
+        "data": {"synthetic": True}, "model": {"backbone_weights": "imagenet"}})
+    old.pop("provenance")
+    old["format_version"] = 2
+    old["score_scale"]["crop_size"] = 64  # format 2 repeated the crop size here
+    path = save_checkpoint(tmp_path / "v2.ckpt", old)
+    model = nnet.load_model(path)
+    assert model.provenance == {"trunk": "imagenet", "data": "synthetic"} and model.input_size == 64
+    assert model.score_scale == SCALE
+
+
+def test_an_edited_provenance_is_refused(tiny_model, tmp_path):
+    checkpoint = build_checkpoint(tiny_model("IQA_Conformer"), SCALE)
+    checkpoint["provenance"] = {"trunk": "magic", "data": "dataset"}
+    path = save_checkpoint(tmp_path / "edited.ckpt", checkpoint)  # a valid digest of an invalid value
+    with pytest.raises(CheckpointError, match="invalid provenance"):
         nnet.load_model(path)

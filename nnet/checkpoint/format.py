@@ -2,13 +2,16 @@
 
 Our format is a plain dict (loadable with ``torch.load(weights_only=True)``)::
 
-    format, format_version, architecture, model_args, model_state_dict, score_scale, config_name,
-    config, epoch, step, metrics, optimizer_state_dict, scaler_state_dict, rng_state, versions,
-    created, digest
+    format, format_version, architecture, model_args, model_state_dict, score_scale, provenance,
+    config_name, config, epoch, step, metrics, optimizer_state_dict, scaler_state_dict, rng_state,
+    versions, created, digest
 
+``model_args`` alone rebuild the network (its crop size is ``model_args["input_size"]``).
 ``score_scale`` (format 2) is what turns the network's normalised output into a score: the
-normaliser's mean and std, the direction, the dataset, the training labels' range, the crop size and
-the pixel normalisation. ``digest`` (format 2) is a SHA-256 of all other fields, checked on load
+normaliser's mean and std, the direction, the dataset, the training labels' range and the pixel
+normalisation (format 2 also repeated the crop size there; format 3 drops the copy).
+``provenance`` (format 3) says how the trunk and the training data were made (see
+:func:`provenance_of`). ``digest`` (format 2) is a SHA-256 of all other fields, checked on load
 (:mod:`nnet.checkpoint.integrity`). Format 1 files have neither: their scale comes from the config
 stored in them. The original code's checkpoints are on PIPAL's scale.
 
@@ -38,14 +41,18 @@ from nnet.models.iqa import ARCHITECTURES, FullReferenceIQA, build_model
 from nnet.version import __version__
 
 log = logging.getLogger(__name__)
+_WARNED: set[str] = set()  # toy-model warnings already logged by this process
 FORMAT = "nnet-iqa-checkpoint"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+# How a model's trunk got its weights ("trunk") and what it was trained on ("data").
+TRUNK_ORIGINS = ("imagenet", "calibrated-random", "random", "unknown")
+DATA_ORIGINS = ("dataset", "synthetic", "unknown")
 # Types of the fields our format's readers use (the file may have been edited or damaged).
 _FIELD_TYPES = {"format_version": int, "architecture": str, "model_args": dict, "epoch": (int, type(None)),
                 "step": int, "metrics": dict, "optimizer_state_dict": (dict, type(None)),
                 "scaler_state_dict": (dict, type(None))}
 _SCALE_FIELD_TYPES = {"mean": float, "std": float, "lower_is_better": bool, "dataset": str,
-                      "label_range": (list, type(None)), "crop_size": int, "pixel_normalization": dict}
+                      "label_range": (list, type(None)), "pixel_normalization": dict}
 
 
 def unwrap_model(model: nn.Module) -> FullReferenceIQA:
@@ -61,7 +68,7 @@ def unwrap_model(model: nn.Module) -> FullReferenceIQA:
 
 def build_checkpoint(model: nn.Module, score_scale: ScoreScale, **fields: Any) -> dict[str, Any]:
     """A self-describing checkpoint dict for ``model`` whose outputs map to scores by ``score_scale``;
-    ``fields`` adds config, epoch, step, metrics…"""
+    ``fields`` adds provenance, config, epoch, step, metrics…"""
     model = unwrap_model(model)
     checkpoint = {
         "format": FORMAT,
@@ -69,8 +76,8 @@ def build_checkpoint(model: nn.Module, score_scale: ScoreScale, **fields: Any) -
         "architecture": model.architecture,
         "model_args": dict(model.model_args),
         "model_state_dict": model.state_dict(),
-        "score_scale": {**score_scale.to_dict(), "crop_size": model.input_size,
-                        "pixel_normalization": PIXEL_NORMALIZATION},
+        "score_scale": {**score_scale.to_dict(), "pixel_normalization": PIXEL_NORMALIZATION},
+        "provenance": dict(model.provenance),
         "config_name": None,
         "config": None,
         "epoch": None,
@@ -147,7 +154,47 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
     if version >= 2:
         verify_digest(checkpoint, path)
         _check_scale_fields(checkpoint.get("score_scale"), path)
+    if version >= 3:
+        _check_provenance(checkpoint.get("provenance"), path)
     return checkpoint
+
+
+def _check_provenance(provenance: Any, path: Path) -> None:
+    if not (isinstance(provenance, dict) and provenance.get("trunk") in TRUNK_ORIGINS
+            and provenance.get("data") in DATA_ORIGINS):
+        raise CheckpointError(f"{path}: invalid provenance {provenance!r}; the file was edited or damaged: use an "
+                              "unmodified checkpoint")
+
+
+def provenance_of(checkpoint: dict[str, Any]) -> dict[str, str]:
+    """How the checkpoint's trunk and training data were made: ``{"trunk": one of TRUNK_ORIGINS, "data": one
+    of DATA_ORIGINS}``. Format 3 stores it; older files of ours tell what their stored config asked for;
+    the original code's files are not known (its released models used ImageNet weights and PIPAL)."""
+    if checkpoint.get("format") != FORMAT:
+        return {"trunk": "unknown", "data": "unknown"}
+    if checkpoint.get("format_version", 0) >= 3:
+        return dict(checkpoint["provenance"])
+    config = checkpoint.get("config") if isinstance(checkpoint.get("config"), dict) else {}
+    data, model = config.get("data") or {}, config.get("model") or {}
+    asked = model.get("backbone_weights") if isinstance(model, dict) else None
+    trunk = {"imagenet": "imagenet", "file": "imagenet", "calibrated-random": "calibrated-random",
+             "random": "random"}.get(asked, "unknown")
+    synthetic = data.get("synthetic") if isinstance(data, dict) else None
+    return {"trunk": trunk, "data": {True: "synthetic", False: "dataset"}.get(synthetic, "unknown")}
+
+
+def toy_model_warning(provenance: dict[str, str], source: str | Path) -> str | None:
+    """One line saying that a model with a random trunk or trained on synthetic data (the demo's) does not
+    measure image quality; None for other models."""
+    reasons = [reason for reason, applies in (("a random trunk (no ImageNet weights)",
+                                               provenance["trunk"] in ("calibrated-random", "random")),
+                                              ("synthetic training data", provenance["data"] == "synthetic"))
+               if applies]
+    if not reasons:
+        return None
+    return (f"{source}: this model was trained with {' and '.join(reasons)}, like the demo's: its scores show that "
+            "the pipeline runs, not how good real images look; for real scores use a published model or train "
+            "on a real dataset with ImageNet weights")
 
 
 def _check_scale_fields(scale: Any, path: Path) -> None:
@@ -272,7 +319,8 @@ def _key_problems(expected: dict[str, torch.Tensor], found: dict[str, torch.Tens
 
 
 def model_from_checkpoint(checkpoint: dict[str, Any], source: str | Path) -> FullReferenceIQA:
-    """Build the network a checkpoint describes and load its weights (no download: the file holds the trunk)."""
+    """Build the network a checkpoint describes, with its weights (no download: the file holds the trunk) and
+    its ``provenance``."""
     try:
         architecture, model_args, _ = checkpoint_state(checkpoint)
     except CheckpointError as error:
@@ -286,6 +334,7 @@ def model_from_checkpoint(checkpoint: dict[str, Any], source: str | Path) -> Ful
         raise CheckpointError(f"{source}: its model_args do not build an {architecture} ({first_line(error)}); "
                               "use an unmodified checkpoint") from None
     load_weights(model, checkpoint, source)
+    model.provenance = provenance_of(checkpoint)
     return model
 
 
@@ -293,11 +342,16 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", trust: bool
     """Load an original-format or nnet checkpoint into a ready model, in eval mode, on ``device``.
 
     The model's ``score_scale`` (a :class:`ScoreScale`) maps its normalised outputs to scores on
-    the scale it was trained on (see :func:`score_scale_of`); ``checkpoint_digest`` identifies the
-    file's content (None for files without a digest).
+    the scale it was trained on (see :func:`score_scale_of`); ``provenance`` says how its trunk and
+    training data were made (:func:`provenance_of`; a demo-like model is warned about once per
+    process); ``checkpoint_digest`` identifies the file's content (None for files without a digest).
     """
     checkpoint = read_checkpoint(path, trust=trust)
     model = model_from_checkpoint(checkpoint, path)
     model.score_scale = score_scale_of(checkpoint, path)
     model.checkpoint_digest = checkpoint.get(DIGEST_FIELD)
+    warning = toy_model_warning(model.provenance, path)
+    if warning and warning not in _WARNED:
+        _WARNED.add(warning)
+        log.warning(warning)
     return model.to(device).eval()

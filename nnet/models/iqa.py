@@ -36,6 +36,9 @@ class FullReferenceIQA(nn.Module):
                                                input_size=input_size)
         self.input_size = input_size
         self.grid_size = feature_grid_size(input_size)
+        # How the trunk and the training data were made (nnet.checkpoint.provenance_of); set by training
+        # and by checkpoint loading.
+        self.provenance = {"trunk": "unknown", "data": "unknown"}
         self.backbone = InceptionResNetV2Taps()
         self.projection = nn.Conv2d(FEATURE_CHANNELS, dim, kernel_size=1)
         self.input_dropout = Dropout(dropout)

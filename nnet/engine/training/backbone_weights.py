@@ -29,8 +29,9 @@ def cached_imagenet_weights() -> Path | None:
 
 
 def prepare_backbone(model: FullReferenceIQA, model_config: ModelConfig, training_records: Sequence[PairRecord],
-                     crop_size: int) -> str:
-    """Load or calibrate the trunk; returns a one-line description of what was done, for logs.
+                     crop_size: int) -> tuple[str, str]:
+    """Load or calibrate the trunk; returns where its weights came from (a checkpoint's ``provenance``
+    trunk: imagenet, calibrated-random or random) and a one-line description of what was done, for logs.
 
     ``auto`` uses ImageNet weights from the local hub cache when present and otherwise falls back
     to ``calibrated-random`` (never touching the network), which suits demos and offline machines.
@@ -40,22 +41,22 @@ def prepare_backbone(model: FullReferenceIQA, model_config: ModelConfig, trainin
         cached = cached_imagenet_weights()
         if cached is not None:
             model.backbone.load_weights_file(cached)
-            return f"backbone: ImageNet weights from the local hub cache ({cached})"
+            return "imagenet", f"backbone: ImageNet weights from the local hub cache ({cached})"
         choice = "calibrated-random"
         log.warning("backbone: no ImageNet weights in the local hub cache; using a random trunk with "
                     "calibrated BatchNorm statistics (scores will be far below the published model's)")
     if choice == "imagenet":
         model.backbone.load_imagenet_weights()
-        return f"backbone: ImageNet weights ({TIMM_HUB_TAG})"
+        return "imagenet", f"backbone: ImageNet weights ({TIMM_HUB_TAG})"
     if choice == "file":
         model.backbone.load_weights_file(model_config.backbone_weights_file)
-        return f"backbone: ImageNet weights from {model_config.backbone_weights_file}"
+        return "imagenet", f"backbone: ImageNet weights from {model_config.backbone_weights_file}"
     if choice == "calibrated-random":
         seen = model.backbone.calibrate_batchnorm(
             calibration_batches(training_records, model_config.calibration_images, crop_size))
-        return (f"backbone: RANDOM weights (not ImageNet), BatchNorm statistics calibrated on {seen} "
-                "training images")
-    return "backbone: RANDOM weights, uncalibrated (tests only)"
+        return "calibrated-random", (f"backbone: RANDOM weights (not ImageNet), BatchNorm statistics calibrated on "
+                                     f"{seen} training images")
+    return "random", "backbone: RANDOM weights, uncalibrated (tests only)"
 
 
 def calibration_batches(records: Sequence[PairRecord], images: int, crop_size: int) -> Iterator[torch.Tensor]:

@@ -17,7 +17,14 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from nnet.checkpoint import build_checkpoint, first_line, load_weights, read_checkpoint, save_checkpoint
+from nnet.checkpoint import (
+    build_checkpoint,
+    first_line,
+    load_weights,
+    provenance_of,
+    read_checkpoint,
+    save_checkpoint,
+)
 from nnet.config import Config, config_to_dict, resolve_num_workers
 from nnet.data.batches.transforms import epoch_seed
 from nnet.data.datasets.presets import locate
@@ -147,14 +154,17 @@ def _diverged(problem: str, epoch: int, step: int, names: list[str], config: Con
 
 def prepare_model(config: Config, data: TrainingData, runtime: Runtime, resume: dict | None,
                   resume_path: Path | None) -> FullReferenceIQA:
-    """Build the network for ``config``; its weights come from the checkpoint when resuming."""
+    """Build the network for ``config``; its weights, and its ``provenance`` (see
+    :func:`nnet.checkpoint.provenance_of`), come from the checkpoint when resuming."""
     seed_everything(config.seed)
     model = build_model(config.model.architecture, dropout=config.model.dropout, input_size=config.data.crop_size)
     if resume is not None:
         load_weights(model, resume, resume_path)
+        model.provenance = provenance_of(resume)
         description = f"resumed from {resume_path} (epoch {resume.get('epoch')}, step {resume.get('step')})"
     else:
-        description = prepare_backbone(model, config.model, data.train, config.data.crop_size)
+        trunk, description = prepare_backbone(model, config.model, data.train, config.data.crop_size)
+        model.provenance = {"trunk": trunk, "data": "synthetic" if config.data.synthetic else "dataset"}
     if runtime.is_main:
         log.info(description)
     return model.to(runtime.device)
