@@ -8,10 +8,11 @@ from torchvision import transforms as T
 from nnet.data.batches.pixels import chw_pixels, normalize_pixels, ten_crops
 from nnet.data.datasets.pipal import scan_pipal_train
 from nnet.data.images import load_rgb
+from nnet.data.records import group_indices
 from nnet.data.score_scale import ScoreScale
 from nnet.data.synthetic.writer import generate_synthetic_pipal
 from nnet.engine.distributed import Runtime
-from nnet.engine.scoring.grouping import ReferenceGroups, group_by_reference
+from nnet.engine.scoring.grouping import ReferenceGroups
 from nnet.engine.scoring.reports import evaluation_report
 from nnet.engine.scoring.scorer import TenCropScorer
 
@@ -30,7 +31,7 @@ def plain_ten_crops(path, crop_size):
 
 
 def test_groups_hold_one_reference_each_and_cover_every_record(records):
-    groups = group_by_reference(records, range(len(records)), group_size=3)
+    groups = group_indices([record.reference for record in records], chunk=3)
     assert sorted(i for group in groups for i in group) == list(range(len(records)))
     assert [len(g) for g in groups] == [3, 2, 3, 2]
     assert all(len({records[i].reference for i in group}) == 1 for group in groups)
@@ -41,6 +42,14 @@ def test_groups_hold_one_reference_each_and_cover_every_record(records):
     first = records[item["indices"][0]]
     assert torch.equal(ten_crops(item["reference"], 64), plain_ten_crops(first.reference, 64))
     assert torch.equal(ten_crops(item["distorted"], 64)[0], plain_ten_crops(first.distorted, 64))
+
+
+def test_grouping_by_key_or_by_consecutive_runs():
+    keys = ["a", "a", "b", "a", "b", "b", "b"]
+    assert group_indices(keys) == [[0, 1, 3], [2, 4, 5, 6]]
+    assert group_indices(keys, chunk=2) == [[0, 1], [3], [2, 4], [5, 6]]
+    assert group_indices(keys, consecutive=True) == [[0, 1], [2], [3], [4, 5, 6]]
+    assert group_indices(keys, indices=[6, 0, 5, 1], chunk=1) == [[6], [5], [0], [1]]
 
 
 def test_float_pixels_in_unit_range_normalise_like_uint8():

@@ -10,7 +10,7 @@ import nnet
 from nnet.checkpoint import build_checkpoint, save_checkpoint
 from nnet.data.score_scale import ScoreScale
 from nnet.engine.scoring.metric import FullReferenceMetric, Predictor
-from nnet.errors import CheckpointError, DataError
+from nnet.errors import CheckpointError, ConfigError, DataError
 
 # A DMOS-like scale in 1..5: lower is better, nothing like PIPAL's 1449 ± 122.
 DMOS_SCALE = ScoreScale(mean=2.68, std=1.27, lower_is_better=True, dataset="toy-dmos", label_range=(1.0, 5.0))
@@ -133,3 +133,10 @@ def test_create_metric_names_and_checkpoints(checkpoint):
     with pytest.raises(CheckpointError, match="holds an IQA_Conformer, not the IQA_Transformer"):
         nnet.create_metric("iqa_transformer", checkpoint=checkpoint)
     assert isinstance(nnet.create_metric("IQA_Conformer", checkpoint=checkpoint), FullReferenceMetric)
+    with pytest.raises(ConfigError, match=r"precision='fp64': not a precision; use one of fp32, tf32, fp16, bf16"):
+        nnet.create_metric("iqa_conformer", checkpoint=checkpoint, precision="fp64")
+    with pytest.raises(ConfigError, match="device gpu: not a device name"):
+        nnet.create_metric("iqa_conformer", checkpoint=checkpoint, device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="device cuda: no CUDA GPU is usable here; use device cpu"):
+            nnet.create_metric("iqa_conformer", checkpoint=checkpoint, device="cuda")

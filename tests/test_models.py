@@ -10,6 +10,7 @@ from torch import nn
 
 from nnet.errors import WeightsUnavailableError
 from nnet.models import ARCHITECTURES, InceptionResNetV2Taps, build_model, feature_grid_size
+from nnet.models.iqa import MODEL_CLASSES
 
 ARCHS = sorted(ARCHITECTURES)
 # docs/architecture.md §1.7: trainable head parameters and frozen trunk parameters
@@ -156,3 +157,7 @@ def test_shared_reference_features_score_like_separate_pairs(architecture, tiny_
     shared = model.forward_features(reference_features, distorted_features)
     torch.manual_seed(7)
     assert torch.allclose(shared, model(reference.repeat(3, 1, 1, 1), distorted), atol=1e-5)
+
+
+def test_every_architecture_name_has_one_model_class():
+    assert tuple(MODEL_CLASSES) == ARCHITECTURES

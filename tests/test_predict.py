@@ -16,6 +16,7 @@ import main
 import nnet
 from nnet.checkpoint import build_checkpoint, save_checkpoint
 from nnet.data.score_scale import ScoreScale
+from nnet.engine.distributed import choose_device
 from nnet.engine.scoring import predict
 from nnet.engine.scoring.metric import FullReferenceMetric
 from nnet.errors import ConfigError, DataError
@@ -229,9 +230,9 @@ def test_device_cpu_prints_the_metrics_score(tmp_path, checkpoint, metric, capsy
     assert main.main(["--mode", "predict", "--checkpoint", str(checkpoint), "--reference", str(reference),
                       "--distorted", str(distorted), "--device", "cpu"]) == 0
     assert float(capsys.readouterr().out.split()[-1]) == pytest.approx(metric(distorted, reference).item(), abs=5e-5)
-    assert predict.parse_device("cpu") == torch.device("cpu")
+    assert choose_device("cpu") == torch.device("cpu")
     with pytest.raises(ConfigError, match="--device gpu1: not a device name; use cpu, cuda or cuda:N"):
-        predict.parse_device("gpu1")
+        choose_device("gpu1")
 
 
 def test_a_progress_bar_counts_pairs_on_a_terminal(tmp_path, metric, monkeypatch):

@@ -1,5 +1,6 @@
 """One labelled (or unlabelled) pair of a reference and a distorted image."""
 
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,3 +35,25 @@ class PairRecord:
     distortion_type: str | None
     lower_is_better: bool = False
     source: str | None = None
+
+
+def group_indices(keys: Sequence[Hashable], indices: Iterable[int] | None = None, chunk: int | None = None,
+                  consecutive: bool = False) -> list[list[int]]:
+    """Indices (of ``indices``, default all) whose ``keys`` are equal, grouped in first-seen order and cut
+    into chunks of at most ``chunk``; ``consecutive=True`` groups only runs of adjacent equal keys (an order
+    that must be kept, e.g. rows written as they come)."""
+    groups: list[list[int]] = []
+    open_groups: dict[Hashable, list[int]] = {}
+    previous: object = object()
+    for index in range(len(keys)) if indices is None else indices:
+        key = keys[index]
+        if consecutive and key != previous:
+            open_groups.clear()
+        previous = key
+        if key not in open_groups:
+            open_groups[key] = []
+            groups.append(open_groups[key])
+        open_groups[key].append(index)
+    if chunk is None:
+        return groups
+    return [group[start:start + chunk] for group in groups for start in range(0, len(group), chunk)]

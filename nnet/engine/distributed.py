@@ -12,6 +12,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from nnet.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Runtime:
@@ -30,12 +32,32 @@ class Runtime:
         return self.world_size > 1
 
 
+def choose_device(name: str | torch.device | None = None, option: str = "--device") -> torch.device:
+    """The device named ``cpu``, ``cuda`` or ``cuda:N`` (None: the first GPU if there is one, else the CPU);
+    a ConfigError naming ``option`` when the name is not a device or this machine lacks it."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"{option} {name}: not a device name; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"{option} {name}: no CUDA GPU is usable here; use {option} cpu")
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"{option} {name}: this machine has {count} GPU(s); use cuda:0 to cuda:{count - 1}")
+    elif device.type != "cpu":
+        raise ConfigError(f"{option} {name}: nnet runs on cpu, cuda or cuda:N; use one of those")
+    return device
+
+
 def start_runtime(cpu: bool = False) -> Runtime:
     """Pick the device and, under torchrun, join the process group."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() and not cpu
+    use_cuda = not cpu and choose_device().type == "cuda"
     device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
     if use_cuda:
         torch.cuda.set_device(device)

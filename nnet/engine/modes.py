@@ -10,7 +10,7 @@ from pathlib import Path
 
 from nnet.config import CROSS_DATASET_OUTPUT, DEFAULT_INFERENCE_PRECISION, Config, apply_overrides
 from nnet.config_files import load_config
-from nnet.engine.distributed import Runtime, barrier
+from nnet.engine.distributed import Runtime, barrier, choose_device
 from nnet.engine.paths import checkpoint_path, epoch_checkpoints, resolve_checkpoint
 from nnet.engine.scoring import cross_dataset, evaluate, generate, predict
 from nnet.engine.training import loop, swa
@@ -73,7 +73,7 @@ def run_predict(config: Config | None, runtime: Runtime, args: argparse.Namespac
     pairs = predict.collect_pairs(args.reference, args.distorted, args.pairs)
     if args.cpu and args.device not in (None, "cpu"):
         raise ConfigError(f"--device {args.device}: --cpu asks for the CPU; give only one of them")
-    device = predict.parse_device(args.device) if args.device else runtime.device
+    device = choose_device(args.device) if args.device else runtime.device
     checkpoint = resolve_checkpoint(config, args.checkpoint, args.trust) if config else Path(args.checkpoint)
     precision = config.inference_precision if config else DEFAULT_INFERENCE_PRECISION
     sys.stdout.write(predict.predict_to_output(checkpoint, pairs, args.output, device, trust=args.trust,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from nnet.config import Config
+from nnet.errors import ConfigError
 
 DTYPES = {"fp32": None, "tf32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -50,6 +51,9 @@ def training_precision(config: Config, device: torch.device) -> Precision:
     return Precision("cpu", None)  # the original code's fp16 mixed precision is a CUDA feature
 
 
-def scoring_precision(name: str, device: torch.device) -> Precision:
-    """Evaluation/generation/predict: exact fp32 unless TF32 or an autocast dtype is asked for."""
+def scoring_precision(name: str, device: torch.device, option: str = "inference_precision") -> Precision:
+    """Evaluation/generation/predict: exact fp32 unless TF32 or an autocast dtype is asked for; a ConfigError
+    naming ``option`` for any other name."""
+    if name not in DTYPES:
+        raise ConfigError(f"{option}={name!r}: not a precision; use one of {', '.join(DTYPES)}")
     return Precision(device.type, DTYPES[name], tf32=name == "tf32")

@@ -5,6 +5,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from nnet.config import ARCHITECTURES
 from nnet.models.backbone import FEATURE_CHANNELS, InceptionResNetV2Taps, feature_grid_size
 from nnet.models.dropout import Dropout
 from nnet.models.layers import ConformerBlock, RegressionHead, TransformerBlock
@@ -193,14 +194,12 @@ class IQATransformer(FullReferenceIQA):
         return self.head(decoded[:, 0])
 
 
-ARCHITECTURES: dict[str, type[FullReferenceIQA]] = {
-    IQAConformer.architecture: IQAConformer,
-    IQATransformer.architecture: IQATransformer,
-}
+# The class of each name in nnet.config.ARCHITECTURES (the one list of names, which configs check without torch).
+MODEL_CLASSES: dict[str, type[FullReferenceIQA]] = {cls.architecture: cls for cls in (IQAConformer, IQATransformer)}
 
 
 def build_model(architecture: str, **model_args: Any) -> FullReferenceIQA:
     """Build an IQA network by name (``IQA_Conformer`` or ``IQA_Transformer``) with a random trunk."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
-    return ARCHITECTURES[architecture](**model_args)
+    return MODEL_CLASSES[architecture](**model_args)

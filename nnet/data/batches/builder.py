@@ -25,7 +25,7 @@ from nnet.data.batches.image_store import DecodedImages, ImageFiles
 from nnet.data.batches.pixels import normalize_pixels
 from nnet.data.batches.transforms import PairedTrainAugment, epoch_seed, sample_generator
 from nnet.data.pair_checks import pair_size_problem
-from nnet.data.records import PairRecord
+from nnet.data.records import PairRecord, group_indices
 from nnet.data.score_scale import ScoreScale
 from nnet.errors import DataError
 
@@ -109,11 +109,8 @@ def shared_reference_plan(records: Sequence[PairRecord], batch_size: int, group:
     """This process's batches of ``batch_size // group`` references × ``group`` of their distorted
     images, as (reference entries, distorted indices in g groups of n); incomplete groups are dropped."""
     generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
-    by_reference: dict[str, list[int]] = {}
-    for index, record in enumerate(records):
-        by_reference.setdefault(str(record.reference), []).append(index)
     chunks = []
-    for members in by_reference.values():
+    for members in group_indices([record.reference for record in records]):
         shuffled = [members[i] for i in torch.randperm(len(members), generator=generator)]
         chunks += [shuffled[i:i + group] for i in range(0, len(shuffled) - group + 1, group)]
     chunks = [chunks[i] for i in torch.randperm(len(chunks), generator=generator)][rank::world_size]

@@ -38,6 +38,8 @@ def scan_pairs_csv(
     ref_root: str | os.PathLike | None = None,
     ignore_case: bool = False,
     search_subfolders: bool = False,
+    check_files: bool = True,
+    read_scores: bool = True,
 ) -> list[PairRecord]:
     """Index the pairs listed in ``csv_path``, in file order.
 
@@ -58,6 +60,9 @@ def scan_pairs_csv(
         ignore_case: match file names ignoring case (TID2013 spells names both ways).
         search_subfolders: also look for a plain file name in the immediate subfolders of its
             folder (CSIQ's download keeps one folder per distortion type).
+        check_files: refuse rows whose images are missing or lead out of their folder through links;
+            False leaves that to the caller (``--mode predict`` reports such pairs one by one).
+        read_scores: read the score column; False ignores it (pairs to score, not labels).
 
     Raises:
         DataError: listing every unreadable row, bad score, refused path and missing file.
@@ -66,7 +71,7 @@ def scan_pairs_csv(
     root = csv_path.parent if root is None else Path(root)
     ref_root = root if ref_root is None else Path(ref_root)
     if not csv_path.is_file():
-        raise DataError(f"{csv_path}: CSV file not found; check the dataset's csv path")
+        raise DataError(f"{csv_path}: CSV file not found; check the path (data.csv_path)")
     for folder, role in ((root, "image root"), (ref_root, "reference folder")):
         if not folder.is_dir():
             raise DataError(f"{folder}: {role} of {csv_path} is not a folder; check the root path")
@@ -77,7 +82,7 @@ def scan_pairs_csv(
     distorted_at = find_column(header, distorted_column, DISTORTED_COLUMNS, "distorted_column",
                            csv_path)
     score_at = find_column(header, score_column, SCORE_COLUMNS, "score_column", csv_path,
-                       required=False)
+                           required=False) if read_scores else None
     type_at = find_column(header, type_column, TYPE_COLUMNS, "type_column", csv_path,
                       required=False)
 
@@ -104,7 +109,7 @@ def scan_pairs_csv(
                     for folder, entry in entries]
         if None in relative:
             continue
-        paths = [folder.locate(path, entry, where, problems)
+        paths = [folder.locate(path, entry, where, problems) if check_files else folder.root / path
                  for (folder, entry), path in zip(entries, relative, strict=True)]
         if None in paths:
             continue

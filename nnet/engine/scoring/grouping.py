@@ -8,17 +8,8 @@ from torch.utils.data import Dataset
 from nnet.data.batches.pixels import chw_pixels
 from nnet.data.images import load_rgb
 from nnet.data.pair_checks import pair_size_problem
-from nnet.data.records import PairRecord
+from nnet.data.records import PairRecord, group_indices
 from nnet.errors import DataError
-
-
-def group_by_reference(records: Sequence[PairRecord], indices: Sequence[int], group_size: int) -> list[list[int]]:
-    """Chunks of at most ``group_size`` record indices with the same reference (first-seen order)."""
-    groups: dict[str, list[int]] = {}
-    for index in indices:
-        groups.setdefault(str(records[index].reference), []).append(index)
-    return [members[start:start + group_size] for members in groups.values()
-            for start in range(0, len(members), group_size)]
 
 
 class ReferenceGroups(Dataset):
@@ -31,7 +22,7 @@ class ReferenceGroups(Dataset):
                  indices: Sequence[int] | None = None) -> None:
         self.records = list(records)
         self.crop_size = crop_size
-        self.groups = group_by_reference(self.records, range(len(records)) if indices is None else indices, group_size)
+        self.groups = group_indices([record.reference for record in self.records], indices, chunk=group_size)
 
     def __len__(self) -> int:
         return len(self.groups)

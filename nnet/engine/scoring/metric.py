@@ -25,16 +25,18 @@ from PIL import Image
 from torch import nn
 
 from nnet.checkpoint import describe_scale, load_model
-from nnet.config import DEFAULT_INFERENCE_PRECISION
+from nnet.config import ARCHITECTURES, DEFAULT_INFERENCE_PRECISION
 from nnet.data.batches.pixels import chw_pixels
 from nnet.data.images import load_rgb, rgb_array
 from nnet.data.pair_checks import pair_size_problem
+from nnet.data.records import group_indices
+from nnet.engine.distributed import choose_device
 from nnet.engine.precision import scoring_precision
 from nnet.engine.scoring.scorer import TenCropScorer
 from nnet.errors import CheckpointError, DataError
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
-METRIC_ARCHITECTURES = {"iqa_conformer": "IQA_Conformer", "iqa_transformer": "IQA_Transformer"}
+METRIC_ARCHITECTURES = {architecture.lower(): architecture for architecture in ARCHITECTURES}  # pyiqa-style names
 
 
 def create_metric(name: str = "iqa_conformer", checkpoint: str | os.PathLike | None = None,
@@ -78,10 +80,11 @@ class FullReferenceMetric(nn.Module):
     def __init__(self, checkpoint: str | os.PathLike, device: str | torch.device | None = None,
                  precision: str = DEFAULT_INFERENCE_PRECISION, trust: bool = False) -> None:
         super().__init__()
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        device = choose_device(device, option="device")
+        arithmetic = scoring_precision(precision, device, option="precision")  # names checked before loading
         self.model = load_model(checkpoint, device, trust=trust)
         self.scale = self.model.score_scale
-        self.scorer = TenCropScorer(self.model, device, scoring_precision(precision, device))
+        self.scorer = TenCropScorer(self.model, device, arithmetic)
         self.architecture = self.model.architecture
         self.crop_size = self.model.input_size
         self.lower_better = self.scale.lower_is_better
@@ -100,8 +103,10 @@ class FullReferenceMetric(nn.Module):
                             "one reference per distorted image, or a single reference for all")
         for index, (image, ref) in enumerate(zip(distorted_images, reference_images, strict=True)):
             self._check_pair(image, ref, index)
-        normalized = [self.scorer.score_group(ref, _stacked(group))
-                      for ref, group in _runs_of_same_reference(reference_images, distorted_images)]
+        runs = group_indices([item.key for item in reference_images], consecutive=True)
+        normalized = [self.scorer.score_group(reference_images[run[0]].pixels,
+                                              _stacked([distorted_images[index].pixels for index in run]))
+                      for run in runs]
         return self.scale.denormalize(torch.cat(normalized).cpu())
 
     def _check_pair(self, distorted: "LabelledPixels", reference: "LabelledPixels", index: int) -> None:
@@ -190,12 +195,3 @@ def _tensor_pixels(tensor: torch.Tensor, name: str) -> list[LabelledPixels]:
             raise DataError(f"{name}: values in [{low:.4g}, {high:.4g}], but images must be floats in [0, 1]{hint}")
     return [LabelledPixels(item, f"{name}[{index}]" if len(batch) > 1 else name, (id(tensor), index))
             for index, item in enumerate(batch)]
-
-
-def _runs_of_same_reference(references: list[LabelledPixels], distorted: list[LabelledPixels]):
-    """(reference pixels, [distorted pixels…]) for each run of consecutive pairs sharing a reference."""
-    start = 0
-    for end in range(1, len(references) + 1):
-        if end == len(references) or references[end].key != references[start].key:
-            yield references[start].pixels, [item.pixels for item in distorted[start:end]]
-            start = end

@@ -11,7 +11,6 @@ or printed as a table.
 
 import contextlib
 import csv
-import itertools
 import logging
 import sys
 from collections import deque
@@ -25,12 +24,12 @@ from tqdm import tqdm
 
 from nnet.config import DEFAULT_INFERENCE_PRECISION
 from nnet.data.batches.pixels import chw_pixels
-from nnet.data.datasets.pairs_csv import DISTORTED_COLUMNS, REFERENCE_COLUMNS, find_column, read_csv_rows
+from nnet.data.datasets.pairs_csv import scan_pairs_csv
 from nnet.data.datasets.pipal import IMAGE_SUFFIXES
 from nnet.data.images import load_rgb
 from nnet.data.pair_checks import pair_problems
 from nnet.data.problems import ProblemList
-from nnet.data.records import PairRecord
+from nnet.data.records import PairRecord, group_indices
 from nnet.engine.preflight import REPORT_BYTES, check_output_folder
 from nnet.engine.scoring.metric import FullReferenceMetric
 from nnet.errors import ConfigError, DataError, OutputError, preview
@@ -104,32 +103,12 @@ def match_folders(reference_dir: Path, distorted_dir: Path) -> list[PairRecord]:
 
 def pairs_from_csv(csv_path: Path) -> list[PairRecord]:
     """The pairs a CSV lists, in its order: a header naming a reference and a distorted column (the names
-    CSV datasets use, :mod:`nnet.data.datasets.pairs_csv`: ``reference``/``ref_name``/…, ``distorted``/``dist_name``/…;
-    other columns are ignored), then one row per pair. Relative paths are relative to the CSV's folder."""
-    if not csv_path.is_file():
+    CSV datasets use, :func:`nnet.data.datasets.pairs_csv.scan_pairs_csv`: ``reference``/``ref_name``/…,
+    ``distorted``/``dist_name``/…; other columns are ignored), then one row per pair. Relative paths are
+    relative to the CSV's folder; images that cannot be read are reported pair by pair when scoring."""
+    if not csv_path.is_file():  # named by the option that gave it
         raise DataError(f"{csv_path}: CSV file not found; check the --pairs path")
-    (_, header_row), *rows = read_csv_rows(csv_path)
-    header = [column.strip().lower() for column in header_row]
-    reference_at = find_column(header, None, REFERENCE_COLUMNS, "reference_column", csv_path)
-    distorted_at = find_column(header, None, DISTORTED_COLUMNS, "distorted_column", csv_path)
-    problems = ProblemList(f"Pairs CSV {csv_path}")
-    pairs = []
-    for line, row in rows:
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            problems.add(f"{csv_path}:{line}: {len(row)} fields where the header has {len(header)}; "
-                         "fix the row (quote paths that contain commas)")
-            continue
-        reference, distorted = row[reference_at].strip(), row[distorted_at].strip()
-        if not (reference and distorted):
-            problems.add(f"{csv_path}:{line}: empty image path; fill in the row or delete it")
-            continue
-        pairs.append(_pair(csv_path.parent / reference, csv_path.parent / distorted, reference, distorted))
-    if not pairs and not problems:
-        problems.add(f"{csv_path}: no rows after the header; add one row per pair")
-    problems.raise_if_any()
-    return pairs
+    return scan_pairs_csv(csv_path, allow_outside_root=True, check_files=False, read_scores=False)
 
 
 def collect_pairs(reference: Path | None, distorted: Path | None, pairs_csv: Path | None) -> list[PairRecord]:
@@ -146,23 +125,6 @@ def collect_pairs(reference: Path | None, distorted: Path | None, pairs_csv: Pat
     if reference.is_dir():
         return match_folders(reference, distorted)
     return [_pair(reference, distorted, str(reference), str(distorted))]
-
-
-def parse_device(text: str) -> torch.device:
-    """``--device``: ``cpu``, ``cuda`` or ``cuda:N``, refused when this machine lacks it."""
-    try:
-        device = torch.device(text)
-    except RuntimeError:
-        raise ConfigError(f"--device {text}: not a device name; use cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise ConfigError(f"--device {text}: no CUDA GPU is usable here; use --device cpu")
-        if device.index is not None and device.index >= count:
-            raise ConfigError(f"--device {text}: this machine has {count} GPU(s); use cuda:0 to cuda:{count - 1}")
-    elif device.type != "cpu":
-        raise ConfigError(f"--device {text}: nnet scores on cpu, cuda or cuda:N; use one of those")
-    return device
 
 
 def predict_to_output(checkpoint: Path, pairs: Sequence[PairRecord], output: Path | None,
@@ -209,7 +171,7 @@ def score_pairs(metric: FullReferenceMetric, pairs: Sequence[PairRecord], output
         rows = (_CsvRows(stack.enter_context(progressive_write(output)), output) if output is not None
                 else _TableRows(stdout or sys.stdout, pairs))
         bar = stack.enter_context(tqdm(total=len(pairs), desc="scoring", unit="pair", disable=None, file=sys.stderr))
-        for members, reference, distorted in _decoded_groups(pairs, _groups(pairs), skipped):
+        for members, reference, distorted in _decoded_groups(pairs, _runs(pairs), skipped):
             if isinstance(reference, str):  # the reference failed to decode: so do all of its pairs
                 distorted = dict.fromkeys(distorted, reference)
             for index, pixels in distorted.items():
@@ -232,13 +194,10 @@ def score_pairs(metric: FullReferenceMetric, pairs: Sequence[PairRecord], output
     return f"wrote {len(pairs) - len(skipped)} scores to {output}{skipped_note}\n"
 
 
-def _groups(pairs: Sequence[PairRecord]) -> list[list[int]]:
-    """Indices of runs of consecutive pairs that share a reference, in chunks of at most PAIRS_PER_CALL."""
-    groups = []
-    for _, run in itertools.groupby(range(len(pairs)), key=lambda index: pairs[index].reference):
-        members = list(run)
-        groups += [members[start:start + PAIRS_PER_CALL] for start in range(0, len(members), PAIRS_PER_CALL)]
-    return groups
+def _runs(pairs: Sequence[PairRecord]) -> list[list[int]]:
+    """Runs of consecutive pairs sharing a reference (rows are written in the input's order), in chunks of at
+    most PAIRS_PER_CALL."""
+    return group_indices([pair.reference for pair in pairs], chunk=PAIRS_PER_CALL, consecutive=True)
 
 
 def _load(path: Path) -> torch.Tensor | str:
