@@ -35,11 +35,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from benchmarks.oracles import augment_pair, ten_crop_pair
 from nnet.config import OptimizerConfig
 from nnet.data.batches.builder import PairBatchBuilder, shared_reference_plan
 from nnet.data.batches.image_store import DecodedImages
 from nnet.data.batches.pixels import chw_pixels, normalize_pixels
-from nnet.data.batches.transforms import PairedTrainAugment, sample_generator, ten_crop_pair
+from nnet.data.batches.transforms import PairedTrainAugment, sample_generator
 from nnet.data.datasets.pipal import scan_pipal_train
 from nnet.data.images import load_rgb
 from nnet.data.records import PairRecord
@@ -89,25 +90,39 @@ class PlainPairs(Dataset):
         if self.tencrop:
             reference, distorted = ten_crop_pair(reference, distorted, self.augment.crop_size)
         else:
-            reference, distorted = self.augment(reference, distorted, sample_generator(SEED, 0, index))
+            reference, distorted = augment_pair(self.augment, reference, distorted, sample_generator(SEED, 0, index))
         target = torch.tensor([self.score_scale.normalize(record.mos)], dtype=torch.float32)  # [1]
         return {"reference": reference, "distorted": distorted, "target": target, "name": record.name}
 
 
-class TwoPassStep(TrainingStep):
+class WholeStep(TrainingStep):
+    """The package's training step with :meth:`run`: trunk, head and optimizer step on one batch, as a
+    benchmark times it."""
+
+    def run(self, batch: dict) -> torch.Tensor:
+        """A whole step on ``batch`` (reference, distorted, target on any device); returns the loss."""
+        features = self.trunk(batch["reference"], batch["distorted"])
+        loss = self.head(*features, batch["target"].to(self.runtime.device, non_blocking=True))
+        self.finish()
+        return loss
+
+
+class TwoPassStep(WholeStep):
     """The package's training step with the original code's trunk calls: one pass per image of the pair."""
 
     def trunk(self, reference: torch.Tensor, distorted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        device = self.runtime.device
         with self.precision.autocast():
-            return self.network.extract_features(reference), self.network.extract_features(distorted)
+            return (self.network.extract_features(reference.to(device, non_blocking=True)),
+                    self.network.extract_features(distorted.to(device, non_blocking=True)))
 
 
 def training_step(model: FullReferenceIQA, device: torch.device, dtype: torch.dtype | None,
-                  two_passes: bool = False, head: torch.nn.Module | None = None) -> TrainingStep:
+                  two_passes: bool = False, head: torch.nn.Module | None = None) -> WholeStep:
     """The package's step for ``model`` on ``device`` (moved there, in train mode) with the default
     Adam settings; ``head`` as in training (e.g. compiled)."""
     model.to(device).train()
-    step_class = TwoPassStep if two_passes else TrainingStep
+    step_class = TwoPassStep if two_passes else WholeStep
     return step_class(model, build_optimizer(model, OptimizerConfig(), device), Precision(device.type, dtype),
                       Runtime(device), head=head)
 

@@ -20,7 +20,6 @@ from nnet.trunk_geometry import feature_grid_size as feature_grid_size  # re-exp
 TIMM_MODEL_NAME = "inception_resnet_v2"
 TIMM_HUB_TAG = "timm/inception_resnet_v2.tf_in1k"
 STEM_LAYERS = ("conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a", "conv2d_3b", "conv2d_4a", "maxpool_5a", "mixed_5b")
-BLOCK35_COUNT = 10
 TAPPED_BLOCK35 = (1, 3, 5, 7, 9)
 TAP_CHANNELS = 320
 FEATURE_CHANNELS = TAP_CHANNELS * (1 + len(TAPPED_BLOCK35))  # 1920

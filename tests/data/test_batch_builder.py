@@ -8,6 +8,7 @@ import torch
 from PIL import ImageFile
 from torchvision.transforms import functional as F
 
+from benchmarks.oracles import augment_pair
 from nnet.data.batches.builder import PairBatchBuilder, shared_reference_plan
 from nnet.data.batches.image_store import DecodedImages, ImageFiles
 from nnet.data.batches.pixels import chw_pixels, normalize_pixels
@@ -31,7 +32,7 @@ def per_sample(record: PairRecord, crop_size: int, seed: int, epoch: int, index:
     """The reference formulation: decode, normalise, then torchvision's ops on the one stacked pair."""
     reference, distorted = (normalize_pixels(chw_pixels(load_rgb(path))) for path in (record.reference,
                                                                                        record.distorted))
-    return PairedTrainAugment(crop_size)(reference, distorted, sample_generator(seed, epoch, index))
+    return augment_pair(PairedTrainAugment(crop_size), reference, distorted, sample_generator(seed, epoch, index))
 
 
 @pytest.mark.parametrize("store", STORES)

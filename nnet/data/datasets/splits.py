@@ -17,20 +17,6 @@ class Split:
     test: list[PairRecord]
 
 
-def split_by_reference(
-    records: Sequence[PairRecord], val_fraction: float, seed: int
-) -> tuple[list[PairRecord], list[PairRecord]]:
-    """Split ``records`` so that no reference has images on both sides.
-
-    ``round(val_fraction · number of references)`` references (at least one, and at least one
-    left for training, when the fraction is positive) go to validation. The choice depends only
-    on the set of reference paths and ``seed`` (not on record order or hash randomization); both
-    halves keep the order of ``records``. ``val_fraction = 0`` puts everything in training.
-    """
-    split = split_three_ways(records, val_fraction, 0.0, seed)
-    return split.train, split.validation
-
-
 def split_three_ways(records: Sequence[PairRecord], val_fraction: float, test_fraction: float,
                      seed: int) -> Split:
     """Split ``records`` by reference into training, validation and test parts (e.g. 0.2 and 0.2: 6:2:2).
@@ -39,7 +25,7 @@ def split_three_ways(records: Sequence[PairRecord], val_fraction: float, test_fr
     part, the next ``round(val_fraction · n)`` the validation part (each at least one when its
     fraction is positive; at least one reference always stays for training). The test part thus
     depends only on ``test_fraction`` and ``seed``: runs with other validation fractions are tested on
-    the same references. With ``test_fraction = 0`` this is :func:`split_by_reference`. Every part
+    the same references. Every part
     keeps the order of ``records``.
     """
     _check_fraction("val_fraction", val_fraction, "use e.g. 0.1 for a 90/10 split or 0 to train on everything")

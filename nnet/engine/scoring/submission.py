@@ -22,7 +22,6 @@ TEST_REPORT = "test_evaluation.json"  # generation's metrics of the test part wh
 _HEADS = {"IQA_Conformer": "Conformer", "IQA_Transformer": "Transformer"}
 _TOKEN = r"[^,\s]+"  # an image name or a score: no comma, no whitespace
 _NAME = re.compile(_TOKEN)
-_LINE = re.compile(rf"({_TOKEN}),({_TOKEN})")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamp: the same files give the same archive bytes
 
 

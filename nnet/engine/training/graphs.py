@@ -71,12 +71,9 @@ class GraphedTrainingStep:
             step.optimizer.zero_grad(set_to_none=True)  # gradients are then allocated, not accumulated, in the graph
             # thread_local: pinned-memory threads of DataLoaders may call CUDA while this thread captures.
             with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                with step.precision.autocast():
-                    predicted = step.head_module(self.static[0], self.static[1])
-                loss = torch.nn.functional.mse_loss(predicted.float(), self.static[2])
-                step.scaler.scale(loss).backward()
-                step.scaler.step(step.optimizer)
-                step.scaler.update()
+                loss = step.loss(*self.static)
+                step.backward(loss)
+                step.update()
         except Exception as error:  # a capture failure must not end the run: the eager step is the same step
             self.failed = True
             self.static = None

@@ -47,7 +47,8 @@ class TrunkLookahead:
                 torch.cuda.current_stream(self.device).wait_event(ready)
             yield from self.split(chunk, features)
 
-    def _launch(self, source: Iterator[dict]) -> tuple[list[dict], torch.Tensor, torch.cuda.Event | None] | None:
+    def _launch(self, source: Iterator[dict]
+                ) -> tuple[list[dict], tuple[torch.Tensor, ...], torch.cuda.Event | None] | None:
         """Build the next chunk of batches and start its trunk pass (on the side stream on CUDA)."""
         if self.side_stream is None:
             chunk = list(itertools.islice(source, self.batches_per_call))
@@ -61,7 +62,8 @@ class TrunkLookahead:
                 return None
             features = self.trunk_features(chunk)
             # The main stream reads these: the allocator must not reuse their memory before it is done.
-            features.record_stream(main_stream)
+            for part in features:
+                part.record_stream(main_stream)
             for batch in chunk:
                 batch["target"] = batch["target"].to(self.device, non_blocking=True)
                 batch["target"].record_stream(main_stream)
@@ -69,16 +71,12 @@ class TrunkLookahead:
             ready.record(self.side_stream)
         return chunk, features, ready
 
-    def trunk_features(self, chunk: list[dict]) -> torch.Tensor:
-        """Features ``[sum of references, then sum of distorted images, 1920, h, w]`` of a chunk, in one call."""
-        images = [batch["reference"] for batch in chunk] + [batch["distorted"] for batch in chunk]
-        images = torch.cat([image.to(self.device, non_blocking=True) for image in images])
-        with self.step.precision.autocast():
-            return self.step.network.extract_features(images)
+    def trunk_features(self, chunk: list[dict]) -> tuple[torch.Tensor, ...]:
+        """Features of a chunk's references, batch by batch, then of its distorted images, in one trunk call."""
+        return self.step.trunk(*[batch["reference"] for batch in chunk], *[batch["distorted"] for batch in chunk])
 
     @staticmethod
-    def split(chunk: list[dict], features: torch.Tensor) -> Iterator[tuple[dict, torch.Tensor, torch.Tensor]]:
-        sizes = [len(batch["reference"]) for batch in chunk] + [len(batch["distorted"]) for batch in chunk]
-        parts = features.split(sizes)
+    def split(chunk: list[dict], features: tuple[torch.Tensor, ...]
+              ) -> Iterator[tuple[dict, torch.Tensor, torch.Tensor]]:
         for index, batch in enumerate(chunk):
-            yield batch, parts[index], parts[len(chunk) + index]
+            yield batch, features[index], features[len(chunk) + index]

@@ -88,30 +88,47 @@ class TrainingStep:
         self._window_problem: str | None = None
         self._window_batches = 0
 
-    def trunk(self, reference: torch.Tensor, distorted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Trunk features of both images in one pass (identical to two passes: the trunk is in eval mode)."""
+    def trunk(self, *image_batches: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Trunk features of each batch of images (moved to the device), all in one trunk call: identical
+        to one call per batch, as the trunk is in eval mode."""
+        device = self.runtime.device
         with self.precision.autocast():
-            features = self.network.extract_features(torch.cat([reference, distorted]))
-        return features.split([len(reference), len(distorted)])
+            features = self.network.extract_features(
+                torch.cat([images.to(device, non_blocking=True) for images in image_batches]))
+        return features.split([len(images) for images in image_batches])
+
+    def loss(self, reference_features: torch.Tensor, distorted_features: torch.Tensor,
+             target: torch.Tensor) -> torch.Tensor:
+        """The head's forward under autocast and its MSE against ``target`` [B, 1] (fp32)."""
+        with self.precision.autocast():
+            predicted = self.head_module(reference_features, distorted_features)
+        return nn.functional.mse_loss(predicted.float(), target)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Backpropagate ``loss`` divided by ``accumulated_steps``, scaled by the GradScaler."""
+        self.scaler.scale(loss / self.accumulated_steps).backward()
+
+    def update(self) -> None:
+        """The optimizer step through the GradScaler (skipped on non-finite fp16 gradients), then the scale
+        update."""
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
 
     def head(self, reference_features: torch.Tensor, distorted_features: torch.Tensor,
              target: torch.Tensor) -> torch.Tensor:
-        """Forward the head, compute the MSE loss against ``target`` [B, 1] and backpropagate it.
+        """:meth:`loss` and :meth:`backward`; returns the (unscaled, undivided) loss, detached.
 
-        Returns the (unscaled, undivided) loss, detached. Backward runs even for a non-finite loss,
-        so that the collectives of every process match under DistributedDataParallel.
+        Backward runs even for a non-finite loss, so that the collectives of every process match under
+        DistributedDataParallel.
         """
-        with self.precision.autocast():
-            predicted = self.head_module(reference_features, distorted_features)
-        loss = nn.functional.mse_loss(predicted.float(), target)
-        self.scaler.scale(loss / self.accumulated_steps).backward()
+        loss = self.loss(reference_features, distorted_features, target)
+        self.backward(loss)
         return loss.detach()
 
     def finish(self, apply: bool = True) -> None:
         """Take the optimizer step (unless ``apply`` is False: the accumulated gradients are dropped)."""
         if apply:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            self.update()
         self.optimizer.zero_grad(set_to_none=True)
 
     def train_batch(self, reference_features: torch.Tensor, distorted_features: torch.Tensor, target: torch.Tensor,
@@ -134,15 +151,6 @@ class TrainingStep:
             self.finish(apply)
             self._window, self._window_problem, self._window_batches = [], None, 0
         return outcome
-
-    def run(self, batch: dict) -> torch.Tensor:
-        """A whole step on ``batch`` (reference, distorted, target on any device); returns the loss."""
-        device = self.runtime.device
-        features = self.trunk(batch["reference"].to(device, non_blocking=True),
-                              batch["distorted"].to(device, non_blocking=True))
-        loss = self.head(*features, batch["target"].to(device, non_blocking=True))
-        self.finish()
-        return loss
 
 
 def gradients_finite(network: nn.Module) -> bool:
