@@ -212,14 +212,14 @@ def test_rows_reach_the_file_group_by_group_and_a_reference_is_shared_within_a_g
         f"{reference}.png,d{index}.png\n" for index, reference in enumerate("aaabba")))
     output = tmp_path / "scores.csv"
     calls = []
-    score = FullReferenceMetric.forward
+    score = FullReferenceMetric.score_checked
 
-    def spy(self, distorted, reference):
+    def spy(self, reference, distorted):
         calls.append((len(distorted), len(read_rows(predict.partial_path(output)))))  # rows on disk before it
-        return score(self, distorted, reference)
+        return score(self, reference, distorted)
 
     monkeypatch.setattr(predict, "PAIRS_PER_CALL", 2)
-    monkeypatch.setattr(FullReferenceMetric, "forward", spy)
+    monkeypatch.setattr(FullReferenceMetric, "score_checked", spy)
     predict.score_pairs(metric, predict.pairs_from_csv(tmp_path / "pairs.csv"), output)
     assert calls == [(2, 0), (1, 2), (2, 3), (1, 5)]  # runs a,a | a | b,b | a, each flushed before the next
     assert len(read_rows(output)) == 6

@@ -104,10 +104,15 @@ class FullReferenceMetric(nn.Module):
         for index, (image, ref) in enumerate(zip(distorted_images, reference_images, strict=True)):
             self._check_pair(image, ref, index)
         runs = group_indices([item.key for item in reference_images], consecutive=True)
-        normalized = [self.scorer.score_group(reference_images[run[0]].pixels,
-                                              _stacked([distorted_images[index].pixels for index in run]))
-                      for run in runs]
-        return self.scale.denormalize(torch.cat(normalized).cpu())
+        return torch.cat([self.score_checked(reference_images[run[0]].pixels,
+                                             _stacked([distorted_images[index].pixels for index in run]))
+                          for run in runs])
+
+    def score_checked(self, reference: torch.Tensor, distorted: torch.Tensor) -> torch.Tensor:
+        """Scores (float64 ``[k]`` on the CPU, on the checkpoint's scale) of ``k`` distorted images ``[k, 3, H, W]``
+        against one reference ``[3, H, W]`` whose sizes were checked already (``--mode predict`` checks
+        every pair once, from the file headers)."""
+        return self.scale.denormalize(self.scorer.score_group(reference, distorted).cpu())
 
     def _check_pair(self, distorted: "LabelledPixels", reference: "LabelledPixels", index: int) -> None:
         problem = pair_size_problem(reference.label, distorted.label, reference.pixels.shape[:0:-1],
