@@ -81,6 +81,10 @@ def fetch_model(name: str) -> Path:
     target = cached_path(card)
     if target.is_file():
         return verified(card, target)
+    if is_offline():
+        raise WeightsUnavailableError(
+            f"{card.name}: not in the cache and {OFFLINE_VARIABLE}={os.environ[OFFLINE_VARIABLE]} forbids "
+            f"downloading; download {card.url} and put it at {target}")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -89,10 +93,6 @@ def fetch_model(name: str) -> Path:
         if target.is_file():  # another process downloaded it while this one waited
             return verified(card, target)
         _remove_partials(target)  # left by killed downloads: no other downloader is alive while we hold the lock
-        if is_offline():
-            raise WeightsUnavailableError(
-                f"{card.name}: not in the cache and {OFFLINE_VARIABLE}={os.environ[OFFLINE_VARIABLE]} forbids "
-                f"downloading; download {card.url} and put it at {target}")
         return _download(card, target)
 
 
@@ -145,11 +145,15 @@ def _copy_response(card: ModelCard, handle) -> None:
     """Write the bytes at ``card.url`` into ``handle``; a network failure is one line naming the URL and the fix."""
     try:
         with urllib.request.urlopen(card.url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-            with tqdm(total=response.length, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+            announced, received = response.length, 0
+            with tqdm(total=announced, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
                       desc=f"downloading {card.name}", disable=None) as progress:
                 while chunk := response.read(_CHUNK):
                     handle.write(chunk)
+                    received += len(chunk)
                     progress.update(len(chunk))
+            if announced is not None and received != announced:  # read(n) returns b"" on a lost connection
+                raise http.client.IncompleteRead(b"", announced - received)
     except (OSError, http.client.HTTPException) as error:
         raise WeightsUnavailableError(
             f"{card.url}: download failed ({_reason(error)}); nothing was kept; check the network and run again, or "
@@ -161,6 +165,8 @@ def _reason(error: BaseException) -> str:
         return f"HTTP {error.code} {error.reason}"
     if isinstance(error, urllib.error.URLError):
         return str(error.reason)
+    if isinstance(error, http.client.IncompleteRead):
+        return f"the connection closed with {error.expected} bytes still to come"
     return str(error) or type(error).__name__
 
 
