@@ -9,6 +9,7 @@ import http.server
 import re
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from PIL import Image
 
 import main
 import nnet
+from nnet.config_files import load_config
 from nnet.engine.paths import resolve_checkpoint
 from nnet.errors import CheckpointError, IQAError, WeightsUnavailableError
 from nnet.registry import MODEL_CARDS, cached_path, fetch_model, model_card
@@ -306,6 +308,14 @@ def test_the_command_line_takes_a_registry_name(server, monkeypatch, upstream_fi
     assert len(server.requests) == 1
 
 
+def test_every_mode_with_a_config_resolves_a_registry_name_to_the_verified_file(server, monkeypatch):
+    card = serve(server, monkeypatch, "iqa_conformer", PAYLOAD)
+    config = load_config("PIPAL/IQA_Conformer")  # evaluation, generation, cross-dataset and training resolve here
+    assert resolve_checkpoint(config, "iqa_conformer") == cached_path(card)
+    with pytest.raises(CheckpointError, match=r"a published model \(iqa_conformer, iqa_transformer\)"):
+        resolve_checkpoint(config, "iqa_conformr")
+
+
 # nnet-iqa models
 
 
@@ -325,3 +335,12 @@ def test_models_fetch_failure_is_one_error_line_and_status_2(capsys):
     assert main.main(["models", "fetch", "iqa_conformer"]) == 2  # offline (conftest): refused before any download
     error = capsys.readouterr().err
     assert error.startswith("error: iqa_conformer: not in the cache and NNET_IQA_OFFLINE=1") and error.count("\n") == 1
+
+
+def test_listing_the_models_loads_no_torch():
+    code = ("import sys, contextlib, io, nnet\nfrom nnet import cli\nassert 'iqa_conformer' in nnet.list_models()\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n    assert cli.main(['models']) == 0\n"
+            "print(sorted(name for name in ('torch', 'timm') if name in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.strip() == "[]"
