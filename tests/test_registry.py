@@ -23,7 +23,7 @@ import main
 import nnet
 from nnet.config_files import load_config
 from nnet.engine.paths import resolve_checkpoint
-from nnet.errors import CheckpointError, IQAError, WeightsUnavailableError
+from nnet.errors import CheckpointError, IQAError, OutputError, WeightsUnavailableError
 from nnet.registry import MODEL_CARDS, cached_path, fetch_model, model_card
 from nnet.registry.cache import file_digests
 
@@ -240,6 +240,16 @@ def test_a_missing_file_at_the_source_is_one_line(server, monkeypatch):
     server.files.clear()
     with pytest.raises(WeightsUnavailableError, match=rf"^{re.escape(card.url)}: download failed \(HTTP 404 "):
         fetch_model("stand_in")
+
+
+def test_a_cache_that_cannot_be_written_is_one_line(server, monkeypatch):
+    card = serve(server, monkeypatch, "stand_in", PAYLOAD)
+    lock = cached_path(card).with_name(".stand_in.ckpt.lock")
+    lock.mkdir(parents=True)  # a folder where the lock file goes: os.open fails as in a read-only cache
+    with pytest.raises(OutputError) as error:
+        fetch_model("stand_in")
+    assert one_line(error).startswith(f"{lock}: cannot be created (") and "set NNET_IQA_HOME" in one_line(error)
+    assert server.requests == []
 
 
 # Files placed by hand

@@ -89,7 +89,7 @@ def fetch_model(name: str) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputError(_cannot_write(target.parent, error)) from error
-    with waiting_lock(target):
+    with waiting_lock(target, fix=_WRITABLE_FIX):
         if target.is_file():  # another process downloaded it while this one waited
             return verified(card, target)
         _remove_partials(target)  # left by killed downloads: no other downloader is alive while we hold the lock
@@ -186,6 +186,8 @@ def _remove_partials(target: Path) -> None:
         log.info("removed %s, left by an interrupted download", stale)
 
 
+_WRITABLE_FIX = f"make the folder writable, or set {HOME_VARIABLE} to a writable folder"
+
+
 def _cannot_write(folder: Path, error: OSError) -> str:
-    return (f"{folder}: cannot be written ({error.strerror or error}); make it writable, or set {HOME_VARIABLE} to "
-            "a writable folder")
+    return f"{folder}: cannot be written ({error.strerror or error}); {_WRITABLE_FIX}"

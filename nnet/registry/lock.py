@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from nnet.errors import OutputError
 from nnet.fileio import still_named
 
 try:
@@ -19,14 +20,18 @@ except ImportError:  # Windows: no lock; each downloader writes its own partial 
 
 
 @contextlib.contextmanager
-def waiting_lock(target: Path) -> Iterator[None]:
-    """Hold the lock of ``target`` (waiting for another holder to finish) while the body runs."""
+def waiting_lock(target: Path, fix: str) -> Iterator[None]:
+    """Hold the lock of ``target`` (waiting for another holder to finish) while the body runs; ``fix`` ends the
+    message of a lock file that cannot be created."""
     if fcntl is None:
         yield
         return
     path = target.with_name(f".{target.name}.lock")
     while True:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise OutputError(f"{path}: cannot be created ({error.strerror or error}); {fix}") from error
         fcntl.flock(descriptor, fcntl.LOCK_EX)
         if still_named(descriptor, path):
             break
