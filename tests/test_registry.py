@@ -4,8 +4,10 @@ Every download comes from an HTTP server on 127.0.0.1 started by the test; the c
 added (or swapped in) by the test, with blob ids computed from the bytes served. No real URL is contacted.
 """
 
+import concurrent.futures
 import hashlib
 import http.server
+import multiprocessing
 import re
 import shutil
 import subprocess
@@ -195,21 +197,22 @@ def test_partial_files_of_a_killed_download_are_removed(server, monkeypatch, iso
     assert not stale.exists()
 
 
-def test_two_concurrent_downloaders_download_once(server, monkeypatch, isolated_model_cache):
+def fetch_as_text(name: str) -> str:
+    return str(fetch_model(name))
+
+
+@pytest.mark.parametrize("workers", ["threads", "processes"])
+def test_two_concurrent_downloaders_download_once(server, monkeypatch, isolated_model_cache, workers):
     serve(server, monkeypatch, "stand_in", PAYLOAD)
     server.chunk_delay_s = 0.05  # about 0.25 s per download: the second downloader arrives while the first runs
-    start, results = threading.Barrier(2), []
-
-    def download() -> None:
-        start.wait()
-        results.append(fetch_model("stand_in"))
-
-    threads = [threading.Thread(target=download) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(results) == 2 and results[0] == results[1] and results[0].read_bytes() == PAYLOAD
+    if workers == "threads":
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(fetch_as_text, ["stand_in"] * 2))
+    else:  # forked processes inherit the test's card and environment
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            results = pool.map(fetch_as_text, ["stand_in"] * 2, chunksize=1)
+    assert results == [str(cached_path(model_card("stand_in")))] * 2
+    assert Path(results[0]).read_bytes() == PAYLOAD
     assert len(server.requests) == 1
     assert len(cache_files(isolated_model_cache)) == 2  # the file and its .sha256; no lock or partial file
 

@@ -33,6 +33,7 @@ PARTIAL_SUFFIX = ".partial"
 SHA256_SUFFIX = ".sha256"
 DOWNLOAD_TIMEOUT_S = 60  # per connection attempt and per read
 _CHUNK = 1 << 20
+_WRITABLE_FIX = f"make the folder writable, or set {HOME_VARIABLE} to a writable folder"
 
 log = logging.getLogger(__name__)
 
@@ -184,9 +185,6 @@ def _remove_partials(target: Path) -> None:
     for stale in target.parent.glob(f".{target.name}.*{PARTIAL_SUFFIX}"):
         stale.unlink(missing_ok=True)
         log.info("removed %s, left by an interrupted download", stale)
-
-
-_WRITABLE_FIX = f"make the folder writable, or set {HOME_VARIABLE} to a writable folder"
 
 
 def _cannot_write(folder: Path, error: OSError) -> str:
