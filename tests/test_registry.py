@@ -23,6 +23,7 @@ from PIL import Image
 
 import main
 import nnet
+from nnet.config import ARCHITECTURES
 from nnet.config_files import load_config
 from nnet.engine.paths import resolve_checkpoint
 from nnet.errors import CheckpointError, IQAError, OutputError, WeightsUnavailableError
@@ -127,6 +128,7 @@ def test_the_published_cards_name_the_original_files_and_their_blob_ids():
     assert (conformer.numbers.test_srcc, conformer.numbers.test_plcc) == (0.7659, 0.7747)
     assert (transformer.numbers.val_srcc, transformer.numbers.val_plcc) == (0.7650, 0.7897)
     assert nnet.list_models() == ["iqa_conformer", "iqa_transformer"]
+    assert {card.architecture for card in MODEL_CARDS.values()} <= set(ARCHITECTURES)
 
 
 def test_an_unknown_name_lists_the_known_ones():
