@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from oracles import read_labels
 from scipy import stats
 
 import main
-from nnet.data.datasets.labels import read_labels
 from nnet.errors import DataError, IQAError
 from nnet.registry import compare_with_published, published_submission
 
@@ -79,4 +79,4 @@ def test_an_output_of_other_images_or_a_malformed_one_is_refused(tmp_path, capsy
     with pytest.raises(DataError, match="malformed label line"):
         compare_with_published(broken, "iqa_conformer")
     assert main.main(["models", "compare", "iqa_conformer", str(tmp_path / "missing.txt")]) == 2
-    assert "missing.txt: label file not found" in capsys.readouterr().err
+    assert "missing.txt: file not found; give the output.txt" in capsys.readouterr().err
