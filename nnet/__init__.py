@@ -13,6 +13,7 @@ if typing.TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ 
     from nnet.checkpoint import load_model
     from nnet.engine.scoring.metric import create_metric
     from nnet.models import IQAConformer, IQATransformer, build_model
+    from nnet.registry import list_models
 
 _LAZY_EXPORTS = {
     "load_model": "nnet.checkpoint",
@@ -20,9 +21,11 @@ _LAZY_EXPORTS = {
     "IQAConformer": "nnet.models",
     "IQATransformer": "nnet.models",
     "create_metric": "nnet.engine.scoring.metric",
+    "list_models": "nnet.registry",
 }
 
-__all__ = ["IQAConformer", "IQATransformer", "__version__", "build_model", "create_metric", "load_model"]
+__all__ = ["IQAConformer", "IQATransformer", "__version__", "build_model", "create_metric", "list_models",
+           "load_model"]
 
 
 def __getattr__(name: str) -> typing.Any:

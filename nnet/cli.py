@@ -4,6 +4,8 @@
     python main.py -c configs/PIPAL/IQA_Conformer.py --mode swa --swa_epochs 21 30     # average
     python main.py -c configs/PIPAL/IQA_Conformer.py --checkpoint swa-equal-21-30 --mode generation
     python main.py --mode cross-dataset --checkpoint A.ckpt B.ckpt --datasets LIVE/IQA_Conformer CSIQ/IQA_Conformer
+    python main.py --mode predict --checkpoint iqa_conformer --reference ref.png --distorted dist.png
+    python main.py models                                        # the published models (models fetch / compare)
 
 Installed, the same command is `nnet-iqa`, and -c also takes a shipped config's name:
     nnet-iqa -c PIPAL/IQA_Conformer
@@ -29,7 +31,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("-m", "--mode", choices=MODES, default="training",
                         help="what to do (default: training); pipeline = training, swa, evaluation and generation")
     parser.add_argument("--checkpoint", dest="checkpoints", nargs="+", metavar="CHECKPOINT",
-                        help="a checkpoint file, or a label in the run folder: 'last', an epoch number, "
+                        help="a checkpoint file, a published model (iqa_conformer, iqa_transformer: downloaded once, "
+                        "verified; see nnet-iqa models), or a label in the run folder: 'last', an epoch number, "
                         "'swa-equal-21-30'; training resumes from it; cross-dataset: one or more")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. --set epochs=2 --set optimizer.lr=3e-4 (repeatable; "
@@ -96,6 +99,11 @@ def check_swa_options(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default: sys.argv); 0 on success, 2 on bad input (one ``error:`` line)."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S", level=logging.INFO)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["models"]:  # nnet-iqa models [fetch NAME | compare NAME OUTPUT_TXT]: the published models
+        from nnet.registry.command import main as models_main
+
+        return models_main(argv[1:])
     args = parse_arguments(argv)
     runtime = None
     try:

@@ -27,7 +27,7 @@ class OutputError(IQAError):
 
 
 class WeightsUnavailableError(IQAError):
-    """Pretrained backbone weights cannot be obtained (offline machine and no local file)."""
+    """Pretrained weights (the backbone's, or a published model's) cannot be obtained: offline, or a failed download."""
 
 
 def preview(items: list[str], shown: int = 5) -> str:

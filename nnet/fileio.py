@@ -109,3 +109,11 @@ def progressive_write(path: str | os.PathLike) -> Iterator[TextIO]:
     except OSError as error:
         raise OutputError(_cannot_write(path, error)) from error
     _fsync_directory(path.parent)
+
+
+def still_named(descriptor: int, path: str | os.PathLike) -> bool:
+    """Whether the open file ``descriptor`` is still the file at ``path`` (not removed or replaced since)."""
+    try:
+        return os.path.samestat(os.fstat(descriptor), os.stat(path))
+    except FileNotFoundError:
+        return False

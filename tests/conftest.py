@@ -88,3 +88,15 @@ def tiny_config(tiny_pipal, tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(autouse=True)
+def isolated_model_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Every test gets an empty published-model cache and no downloads (NNET_IQA_OFFLINE=1): no test reaches
+    the real URLs or the user's ~/.cache/nnet-iqa. tests/test_registry.py lifts the offline switch for its
+    local server."""
+    home = tmp_path_factory.mktemp("nnet-iqa-home")
+    monkeypatch.setenv("NNET_IQA_HOME", str(home))
+    monkeypatch.setenv("NNET_IQA_OFFLINE", "1")
+    monkeypatch.delenv("NNET_IQA_BASE_URL", raising=False)
+    return home

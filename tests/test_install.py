@@ -22,6 +22,12 @@ from nnet.version import __version__
 REPO = Path(__file__).resolve().parents[1]
 NOT_COPIED = (".git", "callbacks", "datasets", "build", "dist", "*.egg-info", "__pycache__", ".*_cache",
               ".hypothesis", ".benchmarks", ".venv", ".whl")
+NOT_COPIED_BELOW_TOP = ("*.egg-info", "__pycache__", ".*_cache")  # not nnet/data/datasets, for one
+
+
+def not_copied(folder: str, names: list[str]) -> set[str]:
+    """shutil.copytree's ignore: the checkout's own outputs at the top, caches everywhere."""
+    return shutil.ignore_patterns(*(NOT_COPIED if Path(folder) == REPO else NOT_COPIED_BELOW_TOP))(folder, names)
 
 
 def run(command: list, cwd: Path) -> str:
@@ -36,7 +42,7 @@ def run(command: list, cwd: Path) -> str:
 @pytest.mark.parametrize("editable", [False, True], ids=["pip-install", "pip-install-editable"])
 def test_installed_package_works_from_another_folder(tmp_path, editable):
     checkout_before = sorted(path.name for path in REPO.iterdir())
-    source = Path(shutil.copytree(REPO, tmp_path / "source", ignore=shutil.ignore_patterns(*NOT_COPIED)))
+    source = Path(shutil.copytree(REPO, tmp_path / "source", ignore=not_copied))
     run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", tmp_path / "venv"], tmp_path)
     python, command = tmp_path / "venv" / "bin" / "python", tmp_path / "venv" / "bin" / "nnet-iqa"
     # --without-pip: the interpreter's own pip and setuptools (new enough for PEP 639 metadata) do the install.
@@ -54,6 +60,9 @@ def test_installed_package_works_from_another_folder(tmp_path, editable):
                       elsewhere).splitlines()
     assert Path(found) == (source / "configs" if editable else package / "configs") / "PIPAL" / "IQA_Transformer.py"
     assert name == "IQA_Transformer"  # the variant's relative import of its base worked, installed too
+    submission = Path(run([python, "-c", "from nnet.registry import published_submission; "
+                           "print(published_submission('iqa_conformer'))"], elsewhere).strip())
+    assert submission == package / "registry" / "published" / "IQA_Conformer" / "output.txt" and submission.is_file()
     assert sorted(path.name for path in REPO.iterdir()) == checkout_before
 
 

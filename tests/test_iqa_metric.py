@@ -10,7 +10,7 @@ import nnet
 from nnet.checkpoint import build_checkpoint, save_checkpoint
 from nnet.data.score_scale import ScoreScale
 from nnet.engine.scoring.metric import FullReferenceMetric, Predictor
-from nnet.errors import CheckpointError, ConfigError, DataError
+from nnet.errors import CheckpointError, ConfigError, DataError, WeightsUnavailableError
 
 # A DMOS-like scale in 1..5: lower is better, nothing like PIPAL's 1449 ± 122.
 DMOS_SCALE = ScoreScale(mean=2.68, std=1.27, lower_is_better=True, dataset="toy-dmos", label_range=(1.0, 5.0))
@@ -125,8 +125,9 @@ def test_bad_inputs_are_refused_with_what_was_found(metric, distorted, reference
         metric(distorted, reference)
 
 
-def test_create_metric_names_and_checkpoints(checkpoint):
-    with pytest.raises(ValueError, match="needs checkpoint=PATH"):
+def test_create_metric_names_and_checkpoints(checkpoint, monkeypatch):
+    monkeypatch.setenv("NNET_IQA_OFFLINE", "1")  # without a checkpoint, the published model (tests/test_registry.py)
+    with pytest.raises(WeightsUnavailableError, match="iqa_conformer: not in the cache"):
         nnet.create_metric("iqa_conformer")
     with pytest.raises(ValueError, match="unknown metric 'ssim'"):
         nnet.create_metric("ssim", checkpoint=checkpoint)

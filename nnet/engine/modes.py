@@ -74,7 +74,7 @@ def run_predict(config: Config | None, runtime: Runtime, args: argparse.Namespac
     if args.cpu and args.device not in (None, "cpu"):
         raise ConfigError(f"--device {args.device}: --cpu asks for the CPU; give only one of them")
     device = choose_device(args.device) if args.device else runtime.device
-    checkpoint = resolve_checkpoint(config, args.checkpoint, args.trust) if config else Path(args.checkpoint)
+    checkpoint = resolve_checkpoint(config, args.checkpoint, args.trust)
     precision = config.inference_precision if config else DEFAULT_INFERENCE_PRECISION
     sys.stdout.write(predict.predict_to_output(checkpoint, pairs, args.output, device, trust=args.trust,
                                                precision=precision, skip_bad=args.skip_bad))

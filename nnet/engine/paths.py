@@ -10,6 +10,7 @@ from nnet.config import Config
 from nnet.engine.run_data import SPLIT_FILE
 from nnet.engine.scoring.submission import OUTPUT_NAME, README_NAME, TEST_REPORT, ZIP_NAME
 from nnet.errors import CheckpointError
+from nnet.registry import fetch_model, is_model_name, list_models
 
 log = logging.getLogger(__name__)
 _EPOCH_FILE = re.compile(r"^checkpoints_(\d+)\.ckpt$")
@@ -71,11 +72,17 @@ def newest_complete_checkpoint(config: Config, trust: bool = False) -> Path:
                           "readable (see the warnings above); restore one or start a new run without --checkpoint")
 
 
-def resolve_checkpoint(config: Config, name: str, trust: bool = False) -> Path:
-    """``--checkpoint`` value → file: an existing path, ``last`` (the newest complete epoch), or a label
-    such as ``30`` or ``swa-equal-21-30`` inside the run's callback folder."""
+def resolve_checkpoint(config: Config | None, name: str, trust: bool = False) -> Path:
+    """``--checkpoint`` value → file: an existing path, a published model's name (``iqa_conformer``: its
+    verified cached file, downloaded on first use), ``last`` (the newest complete epoch), or a label such as
+    ``30`` or ``swa-equal-21-30`` inside the run's callback folder. Without a config (predict), anything
+    else is taken as a path."""
     as_path = Path(name)
     if as_path.is_file():
+        return as_path
+    if is_model_name(name):
+        return fetch_model(name)
+    if config is None:
         return as_path
     if name == "last":
         return newest_complete_checkpoint(config, trust)
@@ -84,6 +91,6 @@ def resolve_checkpoint(config: Config, name: str, trust: bool = False) -> Path:
                               "or a label such as swa-equal-21-30")
     path = checkpoint_path(config, name)
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found; --checkpoint takes a file path, 'last', an epoch "
-                              "number or a label such as swa-equal-21-30")
+        raise CheckpointError(f"{path}: checkpoint not found; --checkpoint takes a file path, 'last', an epoch number, "
+                              f"a label such as swa-equal-21-30 or a published model ({', '.join(list_models())})")
     return path

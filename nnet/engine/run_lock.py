@@ -22,6 +22,7 @@ from nnet.engine.distributed import Runtime, gather_objects
 from nnet.engine.paths import remove_stale_temporaries
 from nnet.engine.preflight import check_output_folder
 from nnet.errors import OutputError
+from nnet.fileio import still_named
 
 try:
     import fcntl
@@ -139,20 +140,13 @@ def _lock(path: Path, mode: str, field: str) -> int | None:
                 os.unlink(path)
             _warn_unprotected(f"{path.parent} cannot be locked: {error.strerror or error}")
             return None
-        if _still_named(descriptor, path):
+        if still_named(descriptor, path):
             break
         os.close(descriptor)  # its holder removed this file on finishing; lock the file now at ``path``
     with contextlib.suppress(OSError):  # on a full disk the lock still holds; only the refusal message is poorer
         os.ftruncate(descriptor, 0)
         os.write(descriptor, f"{os.getpid()} {mode}\n".encode())
     return descriptor
-
-
-def _still_named(descriptor: int, path: Path) -> bool:
-    try:
-        return os.path.samestat(os.fstat(descriptor), os.stat(path))
-    except FileNotFoundError:
-        return False
 
 
 def _holder(descriptor: int) -> str:

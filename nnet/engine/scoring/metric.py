@@ -1,6 +1,7 @@
 """Score image pairs as a metric, in the conventions of pyiqa and torchmetrics.
 
     >>> import nnet
+    >>> metric = nnet.create_metric("iqa_conformer")    # the published model, downloaded once and verified
     >>> metric = nnet.create_metric("iqa_conformer", checkpoint="checkpoints_swa-equal-21-30.ckpt", device="cuda")
     >>> metric(distorted, reference)            # float tensors in [0, 1], [B, 3, H, W] or [3, H, W]
     tensor([1503.2151, 1398.0464], dtype=torch.float64)
@@ -34,6 +35,7 @@ from nnet.engine.distributed import choose_device
 from nnet.engine.precision import scoring_precision
 from nnet.engine.scoring.scorer import TenCropScorer
 from nnet.errors import CheckpointError, DataError
+from nnet.registry import checkpoint_file
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 METRIC_ARCHITECTURES = {architecture.lower(): architecture for architecture in ARCHITECTURES}  # pyiqa-style names
@@ -46,8 +48,8 @@ def create_metric(name: str = "iqa_conformer", checkpoint: str | os.PathLike | N
 
     Args:
         name: ``iqa_conformer`` or ``iqa_transformer``; the checkpoint must hold that architecture.
-        checkpoint: the weights. No pretrained weights ship with nnet: train them
-            (``python main.py -c configs/PIPAL/IQA_Conformer.py``) or use the original code's.
+        checkpoint: the weights: a file, or a published model's name (:mod:`nnet.registry`, downloaded once
+            and verified on every use). Default: the published model called ``name``.
         device: e.g. ``"cuda"``, ``"cuda:1"``; default: CUDA when available, else the CPU.
         precision: ``tf32`` (the default: CUDA's TF32 arithmetic, within 1e-4 of exact in normalised units),
             ``fp32`` (exact) or ``fp16``/``bf16`` autocast; CPUs compute exact fp32 for both fp32 and tf32.
@@ -56,9 +58,7 @@ def create_metric(name: str = "iqa_conformer", checkpoint: str | os.PathLike | N
     architecture = METRIC_ARCHITECTURES.get(name.lower())
     if architecture is None:
         raise ValueError(f"unknown metric {name!r}; choose one of {', '.join(METRIC_ARCHITECTURES)}")
-    if checkpoint is None:
-        raise ValueError(f"create_metric({name!r}) needs checkpoint=PATH: nnet ships no pretrained weights; train a "
-                         "model (python main.py -c configs/PIPAL/IQA_Conformer.py) or pass an original-code checkpoint")
+    checkpoint = checkpoint_file(name.lower() if checkpoint is None else checkpoint)
     metric = FullReferenceMetric(checkpoint, device, precision, trust)
     if metric.architecture != architecture:
         raise CheckpointError(f"{checkpoint}: holds an {metric.architecture}, not the {architecture} that {name!r} "
