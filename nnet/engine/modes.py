@@ -36,7 +36,7 @@ def command_line_config(reference: str, args: argparse.Namespace) -> Config:
 
 
 def run_training(config: Config, runtime: Runtime, args: argparse.Namespace) -> None:
-    resume = resolve_checkpoint(config, args.checkpoint, args.trust) if args.checkpoint else None
+    resume = resolve_checkpoint(config, args.checkpoint) if args.checkpoint else None
     loop.train(config, runtime, resume, trust=args.trust)
 
 
@@ -57,7 +57,7 @@ def run_swa(config: Config, runtime: Runtime, args: argparse.Namespace) -> Path:
 def run_scoring(config: Config, runtime: Runtime, args: argparse.Namespace) -> None:
     if args.checkpoint is None:
         raise IQAError(f"--mode {args.mode} needs --checkpoint (e.g. swa-equal-21-30, 30 or a file)")
-    checkpoint = resolve_checkpoint(config, args.checkpoint, args.trust)
+    checkpoint = resolve_checkpoint(config, args.checkpoint)
     if args.mode == "generation":
         generate.generate(config, runtime, checkpoint, trust=args.trust)
     else:
@@ -74,7 +74,7 @@ def run_predict(config: Config | None, runtime: Runtime, args: argparse.Namespac
     if args.cpu and args.device not in (None, "cpu"):
         raise ConfigError(f"--device {args.device}: --cpu asks for the CPU; give only one of them")
     device = choose_device(args.device) if args.device else runtime.device
-    checkpoint = resolve_checkpoint(config, args.checkpoint, args.trust)
+    checkpoint = resolve_checkpoint(config, args.checkpoint)
     precision = config.inference_precision if config else DEFAULT_INFERENCE_PRECISION
     sys.stdout.write(predict.predict_to_output(checkpoint, pairs, args.output, device, trust=args.trust,
                                                precision=precision, skip_bad=args.skip_bad))
@@ -99,7 +99,7 @@ def run_cross_dataset(config: Config | None, runtime: Runtime, args: argparse.Na
                        "(config files or shipped names, e.g. LIVE/IQA_Conformer)")
     configs = [(spec, command_line_config(spec, args)) for spec in args.datasets or []] or [(args.config, config)]
     settings = config or configs[0][1]  # scoring settings, and the run folder of checkpoint labels
-    checkpoints = [resolve_checkpoint(settings, name, args.trust) for name in args.checkpoints]
+    checkpoints = [resolve_checkpoint(settings, name) for name in args.checkpoints]
     datasets = cross_dataset.load_datasets(configs, args.split or "all", runtime)
     table = cross_dataset.cross_dataset_table(checkpoints, datasets, settings, runtime,
                                     args.output_dir or CROSS_DATASET_OUTPUT, trust=args.trust)

@@ -3,9 +3,10 @@
 import logging
 import os
 import re
+import zipfile
 from pathlib import Path
 
-from nnet.checkpoint import read_checkpoint
+from nnet.checkpoint.integrity import check_archive
 from nnet.config import Config
 from nnet.engine.run_data import SPLIT_FILE
 from nnet.engine.scoring.submission import OUTPUT_NAME, README_NAME, TEST_REPORT, ZIP_NAME
@@ -52,15 +53,25 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     return stale
 
 
-def newest_complete_checkpoint(config: Config, trust: bool = False) -> Path:
-    """The newest per-epoch checkpoint that reads completely; newer unreadable ones are reported and skipped."""
+def check_complete(path: Path) -> None:
+    """Raise CheckpointError unless ``path`` is a whole zip archive whose records pass their CRCs: what an
+    interrupted write or later damage leaves is refused without unpickling or hashing the file (loading it
+    does that once, digest included)."""
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: truncated or not a checkpoint written by nnet (no complete zip archive); "
+                              "use an intact copy (e.g. the previous epoch's checkpoint)")
+    check_archive(path)
+
+
+def newest_complete_checkpoint(config: Config) -> Path:
+    """The newest per-epoch checkpoint whose archive is complete; newer damaged ones are reported and skipped."""
     epochs = epoch_checkpoints(config)
     if not epochs:
         raise CheckpointError(f"{config.callback_path}: no checkpoints_<epoch>.ckpt to resume from; train first")
     skipped = []
     for path in reversed(epochs.values()):
         try:
-            read_checkpoint(path, trust=trust)
+            check_complete(path)
         except CheckpointError as error:
             log.warning("skipping the unreadable checkpoint %s", error)
             skipped.append(path.name)
@@ -72,7 +83,7 @@ def newest_complete_checkpoint(config: Config, trust: bool = False) -> Path:
                           "readable (see the warnings above); restore one or start a new run without --checkpoint")
 
 
-def resolve_checkpoint(config: Config | None, name: str, trust: bool = False) -> Path:
+def resolve_checkpoint(config: Config | None, name: str) -> Path:
     """``--checkpoint`` value → file: an existing path, a published model's name (``iqa_conformer``: its
     verified cached file, downloaded on first use), ``last`` (the newest complete epoch), or a label such as
     ``30`` or ``swa-equal-21-30`` inside the run's callback folder. Without a config (predict), anything
@@ -85,7 +96,7 @@ def resolve_checkpoint(config: Config | None, name: str, trust: bool = False) ->
     if config is None:
         return as_path
     if name == "last":
-        return newest_complete_checkpoint(config, trust)
+        return newest_complete_checkpoint(config)
     if as_path.suffix or len(as_path.parts) > 1:
         raise CheckpointError(f"{as_path}: checkpoint not found; check the path, or give 'last', an epoch number "
                               "or a label such as swa-equal-21-30")
