@@ -174,11 +174,11 @@ def run(args: argparse.Namespace) -> None:
               f"{args.steps} timed steps, "
               f"{args.precision}, torch {torch.__version__}")
         started = time.perf_counter()
-        images = DecodedImages(records, args.crop).to(device)
+        images = DecodedImages(records, args.crop_size).to(device)
         print(f"# decoded-image cache: {images.nbytes / 1e6:.0f} MB in {time.perf_counter() - started:.1f} s "
               "(one-time)")
         score_scale = ScoreScale()
-        builder = PairBatchBuilder(records, images, score_scale, args.crop, SEED, device)
+        builder = PairBatchBuilder(records, images, score_scale, args.crop_size, SEED, device)
         if args.check:
             check_equivalence(builder, score_scale, args, device)
             if args.fixtures:
@@ -206,12 +206,12 @@ def bench_architecture(architecture, builder, score_scale, args, device, dtype) 
     if args.inference_only:
         return bench_inference(architecture, records[:args.inference_pairs], score_scale, args, device)
     # plain: PlainPairs in DataLoader workers, two trunk passes, the plain model, fp32
-    loader = DataLoader(PlainPairs(records, score_scale, args.crop), batch_size=args.batch_size, shuffle=True,
+    loader = DataLoader(PlainPairs(records, score_scale, args.crop_size), batch_size=args.batch_size, shuffle=True,
                         drop_last=True, num_workers=args.workers, pin_memory=device.type == "cuda",
                         persistent_workers=args.workers > 0)
-    plain = training_step(fresh_model(architecture, args.crop, fast=False), device, None, two_passes=True)
+    plain = training_step(fresh_model(architecture, args.crop_size, fast=False), device, None, two_passes=True)
     # fast, shared and floor: the fast model; the floor steps on one batch kept in memory
-    step = training_step(fresh_model(architecture, args.crop, fast=True), device, dtype)
+    step = training_step(fresh_model(architecture, args.crop_size, fast=True), device, dtype)
     order = torch.randperm(len(records)).tolist()
     batch = builder.build(order[:args.batch_size], order[:args.batch_size], epoch=0)
 
@@ -250,7 +250,7 @@ def compiled_training_row(architecture, batches, args, device, dtype, plain_rate
     happens in the first steps)."""
     path = f"train fast + torch.compile ({args.compile_mode})"
     try:
-        model = fresh_model(architecture, args.crop, fast=True)
+        model = fresh_model(architecture, args.crop_size, fast=True)
         step = training_step(model, device, dtype, head=torch.compile(HeadOnly(model), mode=args.compile_mode))
         started = time.perf_counter()
         step.run(next(batches))
@@ -270,9 +270,9 @@ def bench_inference(architecture, subset, score_scale, args, device) -> list[tup
     references, the fast model), exact fp32 both, and the scorer under ``--precision`` autocast when
     that is not fp32; median of ``--rounds`` interleaved rounds."""
     exact = Precision(device.type, None)
-    plain = fresh_model(architecture, args.crop, fast=False).to(device).eval()
-    fast = fresh_model(architecture, args.crop, fast=True).to(device).eval()
-    tencrop = DataLoader(PlainPairs(subset, score_scale, args.crop, tencrop=True), batch_size=None,
+    plain = fresh_model(architecture, args.crop_size, fast=False).to(device).eval()
+    fast = fresh_model(architecture, args.crop_size, fast=True).to(device).eval()
+    tencrop = DataLoader(PlainPairs(subset, score_scale, args.crop_size, tencrop=True), batch_size=None,
                          num_workers=args.workers)
     runtime = Runtime(device)
     scores = {}
@@ -294,7 +294,7 @@ def bench_inference(architecture, subset, score_scale, args, device) -> list[tup
     paths = {plain_path: partial(plain_scores, tencrop)}
     for name in dict.fromkeys(["fp32", args.precision]):
         paths[f"TenCrop fast (shared reference, groups of {args.inference_group}, {name})"] = partial(fast_scores, name)
-    plain_scores([PlainPairs(subset[:1], score_scale, args.crop, tencrop=True)[0]])  # warm-ups
+    plain_scores([PlainPairs(subset[:1], score_scale, args.crop_size, tencrop=True)[0]])  # warm-ups
     for name in dict.fromkeys(["fp32", args.precision]):
         fast_scores(name, subset[:args.group])
     rates = interleaved_rates(paths, args.rounds, device)
@@ -309,7 +309,7 @@ def check_equivalence(builder, score_scale, args, device) -> None:
     """Fast vs plain: same crops, same outputs in fp32 eval mode, same first training losses."""
     order = list(range(min(len(builder.records), args.batch_size)))
     batch = builder.build(order, order, epoch=0)
-    plain_pairs = PlainPairs(builder.records, score_scale, args.crop)
+    plain_pairs = PlainPairs(builder.records, score_scale, args.crop_size)
     items = [plain_pairs[i] for i in order]
     reference = torch.stack([item["reference"] for item in items]).to(device)
     distorted = torch.stack([item["distorted"] for item in items]).to(device)
@@ -317,17 +317,17 @@ def check_equivalence(builder, score_scale, args, device) -> None:
                        (batch["distorted"] - distorted).abs().max().item())
     print(f"# check: batched augmentation vs per-sample torchvision: max |Δ| = {augmentation:.2e}")
     for architecture in args.architectures:
-        fast = fresh_model(architecture, args.crop, fast=True).to(device).eval()
-        plain = fresh_model(architecture, args.crop, fast=False).to(device).eval()
+        fast = fresh_model(architecture, args.crop_size, fast=True).to(device).eval()
+        plain = fresh_model(architecture, args.crop_size, fast=False).to(device).eval()
         with torch.no_grad():
             out_fast = fast(batch["reference"], batch["distorted"])
             out_plain = plain.forward_features(plain.extract_features(reference), plain.extract_features(distorted))
         difference = (out_fast - out_plain).abs().max().item()
         losses = []
         # The same dropout masks in both (the fast masks are a different stream of the same distribution).
-        plain_same_masks = fresh_model(architecture, args.crop, False).use_fast_dropout(True)
+        plain_same_masks = fresh_model(architecture, args.crop_size, False).use_fast_dropout(True)
         per_sample = {"reference": reference, "distorted": distorted, "target": batch["target"]}
-        for step, source in ((training_step(fresh_model(architecture, args.crop, True), device, None), batch),
+        for step, source in ((training_step(fresh_model(architecture, args.crop_size, True), device, None), batch),
                              (training_step(plain_same_masks, device, None, two_passes=True), per_sample)):
             torch.manual_seed(123)
             losses.append([float(step.run(source)) for _ in range(3)])
@@ -355,7 +355,7 @@ def check_upstream_parity(folder: Path, device: torch.device) -> None:
 def profile_step(architecture, builder, args, device, dtype) -> None:
     """Where a fast training step's time goes: batch building, trunk, head forward+backward+Adam."""
     order = list(range(args.batch_size))
-    step = training_step(fresh_model(architecture, args.crop, fast=True), device, dtype)
+    step = training_step(fresh_model(architecture, args.crop_size, fast=True), device, dtype)
     batch = builder.build(order, order, epoch=0)
     features = step.trunk(batch["reference"], batch["distorted"])
 
@@ -395,7 +395,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--inference-group", type=int, default=16, help="pairs per reference group in fast TenCrop")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the plain path")
     parser.add_argument("--image-size", type=int, default=288)
-    parser.add_argument("--crop", type=int, default=192)
+    parser.add_argument("--crop-size", type=int, default=192)
     parser.add_argument("--check", action="store_true", help="also verify fast == plain (outputs, first losses)")
     parser.add_argument("--fixtures", type=Path, help="with --check: folder of the original code's parity fixtures")
     parser.add_argument("--profile", action="store_true", help="also time the parts of a fast training step")

@@ -1,7 +1,7 @@
 """The published recipe at the card's pace: the real training loop and TenCrop scoring at PIPAL scale.
 
     python -m benchmarks.recipe --device cuda                     # all measurements, one run
-    python -m benchmarks.recipe --device cpu --refs 2 --image-size 80 --crop 64 --epochs 2   # a smoke test
+    python -m benchmarks.recipe --device cpu --refs 2 --image-size 80 --crop-size 64 --epochs 2   # a smoke test
 
 One process, synthetic PIPAL images of PIPAL's size (288×288) decoded into memory, batch 16, the
 recipe's precision (fp16 autocast on CUDA, fp32 on CPUs). It prints:
@@ -75,7 +75,7 @@ def synchronize(device: torch.device) -> None:
 
 def recipe_config(args: argparse.Namespace, folder: Path, dropout: float = 0.1, **fields) -> Config:
     return Config(name="recipe-benchmark", model=ModelConfig(backbone_weights="random", dropout=dropout),
-                  data=DataConfig(root=str(args.root), crop_size=args.crop), optimizer=OptimizerConfig(),
+                  data=DataConfig(root=str(args.root), crop_size=args.crop_size), optimizer=OptimizerConfig(),
                   epochs=args.epochs, batch_size=16, num_workers=args.workers, callback_path=f"{folder}/run/",
                   seed=0, **fields)
 
@@ -87,7 +87,7 @@ def train_variant(name: str, data: TrainingData, args: argparse.Namespace, runti
     if runtime.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(runtime.device)
     seed_everything(config.seed)  # the same initial weights for every variant (dropout has none)
-    network = build_model(config.model.architecture, dropout=config.model.dropout, input_size=args.crop)
+    network = build_model(config.model.architecture, dropout=config.model.dropout, input_size=args.crop_size)
     network.to(runtime.device)
     batches = TrainingBatches(data, config, runtime)
     started = time.perf_counter()
@@ -158,10 +158,10 @@ def plain_rate(data: TrainingData, args: argparse.Namespace, runtime: Runtime) -
     """The plain path of benchmarks.benchmark in the recipe's precision, median of interleaved rounds."""
     device = runtime.device
     dtype = DTYPES["fp16"] if device.type == "cuda" else None
-    loader = DataLoader(PlainPairs(data.train, data.score_scale, args.crop), batch_size=16, shuffle=True,
+    loader = DataLoader(PlainPairs(data.train, data.score_scale, args.crop_size), batch_size=16, shuffle=True,
                         drop_last=True, num_workers=args.workers, pin_memory=device.type == "cuda",
                         persistent_workers=args.workers > 0)
-    step = training_step(fresh_model("IQA_Conformer", args.crop, fast=False), device, dtype, two_passes=True)
+    step = training_step(fresh_model("IQA_Conformer", args.crop_size, fast=False), device, dtype, two_passes=True)
 
     def endless():
         while True:
@@ -181,7 +181,7 @@ def scoring(data: TrainingData, args: argparse.Namespace, runtime: Runtime) -> N
     distance to exact fp32; exact fp32 without the channels-last trunk; decoding and compute alone."""
     device = runtime.device
     records = data.train[:args.scoring_pairs]
-    network = fresh_model("IQA_Conformer", args.crop, fast=True).to(device).eval()
+    network = fresh_model("IQA_Conformer", args.crop_size, fast=True).to(device).eval()
     scale = ScoreScale()
     torch.backends.cudnn.benchmark = True
     exact = None
@@ -198,8 +198,8 @@ def scoring(data: TrainingData, args: argparse.Namespace, runtime: Runtime) -> N
                             runtime, args.scoring_groups[0], args.workers)
     network.use_fast_kernels(True)
     started = time.perf_counter()
-    groups = list(DataLoader(ReferenceGroups(records, args.crop, group_size=args.scoring_groups[0]), batch_size=None,
-                             num_workers=args.workers))
+    groups = list(DataLoader(ReferenceGroups(records, args.crop_size, group_size=args.scoring_groups[0]),
+                             batch_size=None, num_workers=args.workers))
     decoding = len(records) / (time.perf_counter() - started)
     scorer = TenCropScorer(network, device, scoring_precision("fp32", device))
     synchronize(device)
@@ -312,7 +312,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--root", type=Path, help="an existing PIPAL-layout folder (default: a synthetic one)")
     parser.add_argument("--refs", type=int, default=60, help="synthetic references (16 distorted images each)")
     parser.add_argument("--image-size", type=int, default=288)
-    parser.add_argument("--crop", type=int, default=192)
+    parser.add_argument("--crop-size", type=int, default=192)
     parser.add_argument("--epochs", type=int, default=5, help="epochs per variant (the first is the warm-up)")
     parser.add_argument("--workers", type=int, default=8, help="DataLoader workers (plain path, scoring)")
     parser.add_argument("--plain-steps", type=int, default=20, help="timed steps of the plain path per round")

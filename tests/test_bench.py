@@ -7,7 +7,7 @@ from benchmarks import benchmark
 
 def test_benchmark_prints_every_path_with_ratios(capsys, upstream_fixtures):
     benchmark.run(benchmark.parse_arguments([
-        "--device", "cpu", "--architectures", "IQA_Transformer", "--image-size", "72", "--crop", "64",
+        "--device", "cpu", "--architectures", "IQA_Transformer", "--image-size", "72", "--crop-size", "64",
         "--batch-size", "4", "--group", "2", "--steps", "1", "--rounds", "1", "--warmup", "1",
         "--inference-pairs", "4", "--workers", "0", "--precision", "bf16", "--check",
         "--fixtures", str(upstream_fixtures), "--profile",
