@@ -64,8 +64,9 @@ class FullReferenceIQA(nn.Module):
         return self
 
     def extract_features(self, images: torch.Tensor) -> torch.Tensor:
-        """Frozen trunk features [B, 1920, h, w]; never records gradients."""
-        with torch.no_grad():
+        """Frozen trunk features [B, 1920, h, w]. Records gradients only toward images that require them (the
+        metric's loss, which optimises pixels); never toward the trunk's weights, which are frozen."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and images.requires_grad):
             if not self.fast_kernels:
                 return self.backbone(images)
             images = images.contiguous(memory_format=torch.channels_last)

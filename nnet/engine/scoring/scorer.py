@@ -1,14 +1,20 @@
-"""The one TenCrop scorer: evaluation, generation, validation, ``--mode predict`` and the metric API
-all score through :class:`TenCropScorer`.
+"""The one scorer: evaluation, generation, validation, ``--mode predict``, the metric API, its quality maps
+and its loss all score through :class:`Scorer`.
 
-Protocol (the NTIRE 2022 challenge's): both images of a pair, of any equal size with sides of at least
-the model's crop (192), are cut into torchvision's TenCrop (four corners and the centre, and the same
-five of the mirrored image); the model scores the ten aligned crop pairs and the pair's score is the
-mean of the ten normalised scores, mapped to the checkpoint's score scale.
+A pair (two images of any equal size with sides of at least the model's crop, 192) is scored on
+windows of the crop size, cut at the same places from both images (:mod:`nnet.windows`); the model
+scores each aligned window pair and the pair's score is the mean of the window scores (normalised,
+then mapped to the checkpoint's score scale). ``coverage`` says which windows:
 
-A reference's trunk features, and its stream through the decoder up to the cross-attention, are
-computed once for all the distorted images scored against it (``reference_context``): scores are
-identical to scoring every pair on its own.
+* ``tencrop``: the NTIRE 2022 protocol, torchvision's TenCrop (four corners, the centre, and the
+  same five of the mirrored image). Evaluation, generation and validation use it.
+* ``tiles``: a grid of tiles that covers every pixel (``stride`` apart, the last row and column
+  ending at the image's edges); the per-tile scores form the pair's quality map.
+
+Windows go to the model in chunks of :data:`WINDOWS_PER_CHUNK`, so memory stays bounded on images of
+any size. A reference's trunk features, and its stream through the decoder up to the
+cross-attention, are computed once per window for all the distorted images scored against it
+(``reference_context``): scores are identical to scoring every pair on its own.
 """
 
 import logging
@@ -24,60 +30,103 @@ from tqdm import tqdm
 
 from nnet.checkpoint import describe_scale, load_model, unwrap_model
 from nnet.config import Config
-from nnet.data.batches.pixels import ten_crops
+from nnet.data.batches.pixels import crop_windows, normalize_pixels
 from nnet.data.records import PairRecord
 from nnet.data.score_scale import ScoreScale
 from nnet.engine.distributed import Runtime, gather_objects
 from nnet.engine.precision import Precision, scoring_precision
 from nnet.engine.scoring.grouping import ReferenceGroups
 from nnet.models import FullReferenceIQA
+from nnet.windows import Box, coverage_boxes, tile_boxes, tile_grid
 
 log = logging.getLogger(__name__)
 CPU_PAIRS_PER_CALL = 1  # on CPUs one pair's ten crops per model call keep the activations in the caches
+# Windows cut, and reference windows held, at once: bounds memory (a 3840x2160 image has 240 tiles of 192,
+# whose reference features alone would take 0.8 GB); TenCrop's ten windows form one chunk.
+WINDOWS_PER_CHUNK = 16
 
 
-class TenCropScorer:
-    """Scores groups of pairs that share a reference with the TenCrop protocol (module docstring).
+class Scorer:
+    """Scores groups of pairs that share a reference over the windows of ``coverage`` (module docstring).
 
     Args:
         model: an IQA network (plain, or wrapped by DDP / ``torch.compile``); it is put in eval mode
             while scoring and restored afterwards.
         device: where the model runs.
         precision: exact fp32 by default (TF32 off); an autocast precision is an opt-in speed-up.
+        coverage: ``tencrop`` (the NTIRE protocol, the default) or ``tiles``.
+        stride: pixels between tiles (default: the crop size); smaller gives finer maps at more cost.
     """
 
-    def __init__(self, model: nn.Module, device: torch.device, precision: Precision | None = None) -> None:
+    def __init__(self, model: nn.Module, device: torch.device, precision: Precision | None = None,
+                 coverage: str = "tencrop", stride: int | None = None) -> None:
         self.network: FullReferenceIQA = unwrap_model(model)
         self.device = torch.device(device)
         self.precision = precision or Precision(self.device.type, None)
         self.crop_size = self.network.input_size
-        # A GPU scores a whole group per trunk call; a CPU one pair's ten crops at a time (2 cores,
+        coverage_boxes(coverage, self.crop_size, self.crop_size, self.crop_size, stride)  # refuses bad settings now
+        self.coverage, self.stride = coverage, stride
+        self.input_dtype = next(self.network.parameters()).dtype
+        # A GPU scores a whole group per trunk call; a CPU one pair's windows at a time (2 cores,
         # groups of 16: 2.2x the plain path instead of 1.35x).
         self.pairs_per_call = None if self.device.type == "cuda" else CPU_PAIRS_PER_CALL
 
+    def boxes(self, height: int, width: int) -> list[Box]:
+        """The windows this scorer scores on a ``height × width`` pair."""
+        return coverage_boxes(self.coverage, height, width, self.crop_size, self.stride)
+
     @torch.no_grad()
     def score_group(self, reference: torch.Tensor, distorted: torch.Tensor) -> torch.Tensor:
-        """Normalised scores (float64 ``[k]`` on the scorer's device, the mean over the ten crops) of ``k``
+        """Normalised scores (float64 ``[k]`` on the scorer's device, the mean over the windows) of ``k``
         distorted images ``[k, 3, H, W]`` against their reference ``[3, H, W]``; pixels uint8 or floats in
         [0, 1]. Nothing waits for the device: read the result when it is needed."""
+        return self.window_scores(reference, distorted).mean(dim=1)
+
+    @torch.no_grad()
+    def tile_maps(self, reference: torch.Tensor, distorted: torch.Tensor) -> tuple[torch.Tensor, list[int], list[int]]:
+        """Normalised scores of the tiles, ``[k, rows, cols]`` (float64), and the grid's row tops and column
+        lefts (:func:`nnet.windows.tile_grid`, with this scorer's stride), whatever the coverage."""
+        height, width = reference.shape[-2:]
+        tops, lefts = tile_grid(height, width, self.crop_size, self.stride)
+        scores = self.window_scores(reference, distorted, tile_boxes(height, width, self.crop_size, self.stride))
+        return scores.view(len(distorted), len(tops), len(lefts)), tops, lefts
+
+    def window_scores(self, reference: torch.Tensor, distorted: torch.Tensor,
+                      boxes: list[Box] | None = None) -> torch.Tensor:
+        """Normalised score of every window, ``[k, n]`` float64, of ``k`` distorted images against their
+        reference (as :meth:`score_group`), for ``boxes`` (default: :meth:`boxes`).
+
+        Differentiable in ``distorted`` where autograd is on and it requires gradients (the metric's
+        loss); never in the reference, whose context is computed without gradients.
+        """
         if distorted.shape[1:] != reference.shape or min(reference.shape[-2:]) < self.crop_size:
             raise ValueError(f"a group needs distorted images of its reference's size {tuple(reference.shape)} with "
                              f"sides of at least {self.crop_size}, got {tuple(distorted.shape)}")
+        boxes = boxes or self.boxes(*reference.shape[-2:])
         network = self.network
         was_training = network.training
         network.eval()
+        reference = reference.detach().to(self.device, non_blocking=True)
+        distorted = distorted.to(self.device, non_blocking=True)
+        per_call = self.pairs_per_call or len(distorted)
+        chunks = []
         try:
-            reference_crops = ten_crops(reference.to(self.device, non_blocking=True), self.crop_size)  # [10, 3, c, c]
-            distorted_crops = ten_crops(distorted.to(self.device, non_blocking=True), self.crop_size)  # [k,10,3,c,c]
-            per_call = self.pairs_per_call or len(distorted_crops)
             with self.precision.autocast():
-                context = network.reference_context(network.extract_features(reference_crops))
-                normalized = torch.cat([
-                    network.score_against(context, network.extract_features(part.flatten(0, 1))).float()
-                    for part in distorted_crops.split(per_call)])  # [k·10, 1]
+                for start in range(0, len(boxes), WINDOWS_PER_CHUNK):
+                    chunk = boxes[start:start + WINDOWS_PER_CHUNK]
+                    with torch.no_grad():
+                        context = network.reference_context(network.extract_features(self._windows(reference, chunk)))
+                    scores = torch.cat([  # [k·m, 1], pair by pair
+                        network.score_against(context, network.extract_features(windows.flatten(0, 1)))
+                        for windows in (self._windows(part, chunk) for part in distorted.split(per_call))])
+                    chunks.append(scores.double().view(len(distorted), len(chunk)))
         finally:
             network.train(was_training)
-        return normalized.view(len(distorted_crops), -1).double().mean(dim=1)
+        return torch.cat(chunks, dim=1)
+
+    def _windows(self, pixels: torch.Tensor, boxes: list[Box]) -> torch.Tensor:
+        """Normalised windows ``[..., m, 3, c, c]`` of pixels ``[..., 3, H, W]``, in the model's dtype."""
+        return normalize_pixels(crop_windows(pixels, boxes, self.crop_size), self.input_dtype)
 
     def score_records(self, records: Sequence[PairRecord], scale: ScoreScale, runtime: Runtime,
                       group_size: int = 16, num_workers: int = 0, progress: bool = False) -> np.ndarray:
@@ -103,20 +152,23 @@ class TenCropScorer:
         return predictions
 
 
-def timed_scores(scorer: TenCropScorer, records: Sequence[PairRecord], scale: ScoreScale, runtime: Runtime,
+TenCropScorer = Scorer  # its name before tiles; a Scorer's default coverage is TenCrop
+
+
+def timed_scores(scorer: Scorer, records: Sequence[PairRecord], scale: ScoreScale, runtime: Runtime,
                  group_size: int, num_workers: int) -> tuple[np.ndarray, float]:
-    """:meth:`TenCropScorer.score_records` with a progress bar, and the wall time per pair."""
+    """:meth:`Scorer.score_records` with a progress bar, and the wall time per pair."""
     started = time.perf_counter()
     predictions = scorer.score_records(records, scale, runtime, group_size, num_workers, progress=True)
     return predictions, (time.perf_counter() - started) / max(1, len(records))
 
 
-def load_scorer(checkpoint: Path, config: Config, runtime: Runtime, trust: bool = False
-                ) -> tuple[TenCropScorer, FullReferenceIQA]:
-    """The checkpoint's model as a scorer under ``config``'s scoring settings.
+def load_scorer(checkpoint: Path, config: Config, runtime: Runtime, trust: bool = False, coverage: str = "tencrop",
+                stride: int | None = None) -> tuple[Scorer, FullReferenceIQA]:
+    """The checkpoint's model as a scorer of ``coverage`` under ``config``'s scoring settings.
 
-    The checkpoint, not the config, decides what it is: its architecture, its crop size (TenCrop
-    cuts crops of the size it was trained on) and its score scale; differences are logged.
+    The checkpoint, not the config, decides what it is: its architecture, its crop size (windows are
+    cut at the size it was trained on) and its score scale; differences are logged.
     """
     model = load_model(checkpoint, runtime.device, trust=trust)
     if model.input_size != config.data.crop_size:
@@ -125,4 +177,5 @@ def load_scorer(checkpoint: Path, config: Config, runtime: Runtime, trust: bool 
     if runtime.is_main:
         log.info("scoring with %s (%s; %s) on %s", checkpoint, model.architecture, describe_scale(model.score_scale),
                  runtime.device)
-    return TenCropScorer(model, runtime.device, scoring_precision(config.inference_precision, runtime.device)), model
+    precision = scoring_precision(config.inference_precision, runtime.device)
+    return Scorer(model, runtime.device, precision, coverage, stride), model
