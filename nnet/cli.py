@@ -61,6 +61,15 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         "they are scored) instead of printing a table")
     parser.add_argument("--skip-bad", dest="skip_bad", action="store_true",
                         help="predict: score the pairs that can be scored, list the others (default: stop on any)")
+    parser.add_argument("--coverage", choices=("tiles", "tencrop"),
+                        help="predict, cross-dataset: score tiles that cover every pixel, or TenCrop's ten crops (the "
+                        "NTIRE protocol) (default: tiles for predict, tencrop for cross-dataset)")
+    parser.add_argument("--stride", type=int, metavar="PIXELS",
+                        help="predict, cross-dataset with tiles: pixels between tiles (default: the crop size; "
+                        "smaller gives finer maps at more cost)")
+    parser.add_argument("--maps", type=Path, metavar="DIR",
+                        help="predict: also write one PNG per pair to DIR, the distorted image with its map of tile "
+                        "scores (<name>_map.png)")
     parser.add_argument("--device", help="predict: where to score, e.g. cuda:1 or cpu (default: the first GPU, "
                         "else the CPU)")
     parser.add_argument("-j", "--num_workers", type=int,
@@ -96,6 +105,20 @@ def check_swa_options(args: argparse.Namespace) -> None:
         raise ConfigError(f"--swa_epochs_list {listed}: epochs count from 1; list epochs of 1 or more")
 
 
+def check_scoring_options(args: argparse.Namespace) -> None:
+    """--coverage and --stride go with predict and cross-dataset, --maps with predict, --stride with tiles."""
+    for option, value, modes in (("--coverage", args.coverage, ("predict", "cross-dataset")),
+                                 ("--stride", args.stride, ("predict", "cross-dataset")),
+                                 ("--maps", args.maps, ("predict",))):
+        if value is not None and args.mode not in modes:
+            raise ConfigError(f"{option} {value}: only --mode {' and '.join(modes)} take it; drop it")
+    coverage = args.coverage or ("tiles" if args.mode == "predict" else "tencrop")
+    if args.stride is not None and coverage != "tiles":
+        raise ConfigError(f"--stride {args.stride}: a stride is for tiles; add --coverage tiles")
+    if args.stride is not None and args.stride < 1:
+        raise ConfigError(f"--stride {args.stride}: give a positive number of pixels, at most the crop size")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default: sys.argv); 0 on success, 2 on bad input (one ``error:`` line)."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S", level=logging.INFO)
@@ -108,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     runtime = None
     try:
         check_swa_options(args)
+        check_scoring_options(args)
         if args.device is not None and args.mode != "predict":
             raise ConfigError(f"--device {args.device}: only --mode predict takes it; use --cpu, or choose GPUs "
                               "with CUDA_VISIBLE_DEVICES")

@@ -77,7 +77,9 @@ def run_predict(config: Config | None, runtime: Runtime, args: argparse.Namespac
     checkpoint = resolve_checkpoint(config, args.checkpoint)
     precision = config.inference_precision if config else DEFAULT_INFERENCE_PRECISION
     sys.stdout.write(predict.predict_to_output(checkpoint, pairs, args.output, device, trust=args.trust,
-                                               precision=precision, skip_bad=args.skip_bad))
+                                               precision=precision, skip_bad=args.skip_bad,
+                                               coverage=args.coverage or "tiles", stride=args.stride,
+                                               maps_dir=args.maps))
 
 
 def run_pipeline(config: Config, runtime: Runtime, args: argparse.Namespace) -> None:
@@ -102,7 +104,8 @@ def run_cross_dataset(config: Config | None, runtime: Runtime, args: argparse.Na
     checkpoints = [resolve_checkpoint(settings, name) for name in args.checkpoints]
     datasets = cross_dataset.load_datasets(configs, args.split or "all", runtime)
     table = cross_dataset.cross_dataset_table(checkpoints, datasets, settings, runtime,
-                                    args.output_dir or CROSS_DATASET_OUTPUT, trust=args.trust)
+                                    args.output_dir or CROSS_DATASET_OUTPUT, trust=args.trust,
+                                    coverage=args.coverage or "tencrop", stride=args.stride)
     if table is not None:
         sys.stdout.write(table)
 

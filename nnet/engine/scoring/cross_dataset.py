@@ -5,8 +5,10 @@
 
 Each dataset is named by a config (a file or a shipped name): its ``data`` section says where the
 dataset lies and how it is split; ``--split`` picks ``all`` of it or one part of the config's seeded
-split. Every checkpoint scores every dataset with the TenCrop scorer (a reference's features are
-computed once for all its distorted images), on the checkpoint's own score scale.
+split. Every checkpoint scores every dataset with the one scorer (a reference's features are computed
+once for all its distorted images), on the checkpoint's own score scale: by TenCrop, the NTIRE
+protocol that published cross-dataset numbers use, or with ``--coverage tiles`` by tiles that cover
+every pixel (for datasets of large images).
 
 Metrics are those of :func:`nnet.agreement.correlation_metrics`, with two rules for scores on other scales:
 
@@ -131,19 +133,21 @@ def load_datasets(configs: Sequence[tuple[str, Config]], split: str, runtime: Ru
 
 
 def cross_dataset_table(checkpoints: Sequence[Path], datasets: Sequence[ScoredDataset], settings: Config,
-                        runtime: Runtime, output_dir: Path, trust: bool = False) -> str | None:
+                        runtime: Runtime, output_dir: Path, trust: bool = False, coverage: str = "tencrop",
+                        stride: int | None = None) -> str | None:
     """Score every dataset with every checkpoint, write the table, plots and predictions to ``output_dir``
     (main process) and return the table as Markdown (None on other ranks).
 
     ``settings`` gives the scoring settings: ``batch_size_eval`` (distorted images per reference group),
-    ``num_workers`` and ``inference_precision``.
+    ``num_workers`` and ``inference_precision``; ``coverage`` and ``stride`` say which windows are scored
+    (:class:`nnet.engine.scoring.scorer.Scorer`).
     """
     labels = distinct_labels([[path.stem, f"{path.parent.name}_{path.stem}", str(path)] for path in checkpoints],
                              "--checkpoint")
     check_output_folder(output_dir, REPORT_BYTES, "--output-dir")
     rows = []
     for label, path in zip(labels, checkpoints, strict=True):
-        scorer, model = load_scorer(path, settings, runtime, trust)
+        scorer, model = load_scorer(path, settings, runtime, trust, coverage, stride)
         for dataset in datasets:
             log.info("cross-dataset: %s on %s (%s, %d pairs)", label, dataset.label, dataset.split,
                      len(dataset.records))

@@ -11,14 +11,18 @@ The distorted image comes first, as in pyiqa and torchmetrics; both names are in
 ``metric(distorted=..., reference=...)`` works too. Inputs: float tensors in [0, 1], uint8 tensors,
 file paths, PIL images or uint8 ``[H, W, 3]`` arrays, or a list of them; a single reference may
 serve a whole batch of distorted images. Any size with both sides of at least the model's crop (192)
-gives a score: each pair is cut into TenCrop (four corners and the centre of the image, and of its
-mirror image) and the ten crop scores are averaged, the NTIRE 2022 protocol
-(:mod:`nnet.engine.scoring.scorer`). Scores are on the scale of the checkpoint's training labels (e.g.
-PIPAL's MOS, or a dataset's DMOS where ``lower_better`` is True).
+gives a score: by default each pair is cut into tiles that cover every pixel and the tile scores are
+averaged (``coverage="tiles"``); ``coverage="tencrop"`` scores the NTIRE 2022 protocol's ten crops
+instead (:mod:`nnet.engine.scoring.scorer`). Scores are on the scale of the checkpoint's training labels
+(e.g. PIPAL's MOS, or a dataset's DMOS where ``lower_better`` is True).
+
+    >>> scores, maps = metric(distorted, reference, return_map=True)   # one QualityMap of tile scores per pair
+    >>> loss = metric.as_loss()(restored, reference)                     # lower is better; gradients to restored
 """
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -33,7 +37,7 @@ from nnet.data.pair_checks import pair_size_problem
 from nnet.data.records import group_indices
 from nnet.engine.distributed import choose_device
 from nnet.engine.precision import scoring_precision
-from nnet.engine.scoring.scorer import TenCropScorer
+from nnet.engine.scoring.scorer import Scorer
 from nnet.errors import CheckpointError, DataError
 from nnet.registry import checkpoint_file
 
@@ -43,7 +47,8 @@ METRIC_ARCHITECTURES = {architecture.lower(): architecture for architecture in A
 
 def create_metric(name: str = "iqa_conformer", checkpoint: str | os.PathLike | None = None,
                   device: str | torch.device | None = None, precision: str = DEFAULT_INFERENCE_PRECISION,
-                  trust: bool = False) -> "FullReferenceMetric":
+                  trust: bool = False, coverage: str = "tiles", stride: int | None = None,
+                  as_loss: bool = False) -> "FullReferenceMetric | QualityLoss":
     """A ready metric from a checkpoint of ours or of the original code (pyiqa's ``create_metric``).
 
     Args:
@@ -54,16 +59,44 @@ def create_metric(name: str = "iqa_conformer", checkpoint: str | os.PathLike | N
         precision: ``tf32`` (the default: CUDA's TF32 arithmetic, within 1e-4 of exact in normalised units),
             ``fp32`` (exact) or ``fp16``/``bf16`` autocast; CPUs compute exact fp32 for both fp32 and tf32.
         trust: allow checkpoints that need arbitrary unpickling (unsafe; only for files you trust).
+        coverage: ``tiles`` (the default: every pixel is scored, and maps are available) or ``tencrop``
+            (the NTIRE 2022 protocol's ten crops; the same as tiles' ranking on 288x288 images, blind to
+            most of a large image).
+        stride: pixels between tiles (default: the crop size, 192); smaller gives finer maps at more cost.
+        as_loss: return :meth:`FullReferenceMetric.as_loss`, a training loss (lower is better).
     """
     architecture = METRIC_ARCHITECTURES.get(name.lower())
     if architecture is None:
         raise ValueError(f"unknown metric {name!r}; choose one of {', '.join(METRIC_ARCHITECTURES)}")
     checkpoint = checkpoint_file(name.lower() if checkpoint is None else checkpoint)
-    metric = FullReferenceMetric(checkpoint, device, precision, trust)
+    metric = FullReferenceMetric(checkpoint, device, precision, trust, coverage, stride)
     if metric.architecture != architecture:
         raise CheckpointError(f"{checkpoint}: holds an {metric.architecture}, not the {architecture} that {name!r} "
                               f"names; use create_metric({metric.architecture.lower()!r}, ...)")
-    return metric
+    return metric.as_loss() if as_loss else metric
+
+
+@dataclass(frozen=True)
+class QualityMap:
+    """The tile scores of one pair, on the checkpoint's scale: ``scores[i, j]`` is the model's score of the
+    aligned ``crop × crop`` windows at (``tops[i]``, ``lefts[j]``) (:func:`nnet.windows.tile_grid`).
+    The pair's score is their mean."""
+
+    scores: torch.Tensor  # [rows, cols] float64
+    tops: tuple[int, ...]
+    lefts: tuple[int, ...]
+    crop: int
+    lower_better: bool
+
+    def box(self, row: int, col: int) -> tuple[int, int, int, int]:
+        """(top, left, bottom, right) in pixels of cell (``row``, ``col``); bottom and right are exclusive."""
+        top, left = self.tops[row], self.lefts[col]
+        return top, left, top + self.crop, left + self.crop
+
+    def worst(self) -> tuple[int, int]:
+        """(row, col) of the cell of lowest quality (the highest score where lower is better)."""
+        flat = int(self.scores.argmax() if self.lower_better else self.scores.argmin())
+        return divmod(flat, len(self.lefts))
 
 
 class FullReferenceMetric(nn.Module):
@@ -78,22 +111,24 @@ class FullReferenceMetric(nn.Module):
     """
 
     def __init__(self, checkpoint: str | os.PathLike, device: str | torch.device | None = None,
-                 precision: str = DEFAULT_INFERENCE_PRECISION, trust: bool = False) -> None:
+                 precision: str = DEFAULT_INFERENCE_PRECISION, trust: bool = False, coverage: str = "tiles",
+                 stride: int | None = None) -> None:
         super().__init__()
         device = choose_device(device, option="device")
         arithmetic = scoring_precision(precision, device, option="precision")  # names checked before loading
-        self.model = load_model(checkpoint, device, trust=trust)
+        self.model = load_model(checkpoint, device, trust=trust).requires_grad_(False)  # frozen, also as a loss
         self.scale = self.model.score_scale
-        self.scorer = TenCropScorer(self.model, device, arithmetic)
+        self.scorer = Scorer(self.model, device, arithmetic, coverage, stride)
         self.architecture = self.model.architecture
         self.crop_size = self.model.input_size
         self.lower_better = self.scale.lower_is_better
         self.score_range = self.scale.label_range
 
-    def forward(self, distorted: ImageInput | Sequence[ImageInput],
-                reference: ImageInput | Sequence[ImageInput]) -> torch.Tensor:
+    def forward(self, distorted: ImageInput | Sequence[ImageInput], reference: ImageInput | Sequence[ImageInput],
+                return_map: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[QualityMap]]:
         """Scores (float64 ``[B]``, on the checkpoint's scale) of ``B`` distorted images against their
-        references (``B`` references, or one for all)."""
+        references (``B`` references, or one for all); with ``return_map`` also one :class:`QualityMap`
+        per pair (coverage ``tiles`` only: the pair's score is its mean)."""
         distorted_images = as_pixel_list(distorted, "distorted")
         reference_images = as_pixel_list(reference, "reference")
         if len(reference_images) == 1 and len(distorted_images) > 1:
@@ -104,15 +139,32 @@ class FullReferenceMetric(nn.Module):
         for index, (image, ref) in enumerate(zip(distorted_images, reference_images, strict=True)):
             self._check_pair(image, ref, index)
         runs = group_indices([item.key for item in reference_images], consecutive=True)
-        return torch.cat([self.score_checked(reference_images[run[0]].pixels,
-                                             _stacked([distorted_images[index].pixels for index in run]))
-                          for run in runs])
+        results = [self.score_checked(reference_images[run[0]].pixels,
+                                      _stacked([distorted_images[index].pixels for index in run]), return_map)
+                   for run in runs]
+        if not return_map:
+            return torch.cat(results)
+        return torch.cat([scores for scores, _ in results]), [item for _, maps in results for item in maps]
 
-    def score_checked(self, reference: torch.Tensor, distorted: torch.Tensor) -> torch.Tensor:
+    def score_checked(self, reference: torch.Tensor, distorted: torch.Tensor, return_map: bool = False
+                      ) -> torch.Tensor | tuple[torch.Tensor, list[QualityMap]]:
         """Scores (float64 ``[k]`` on the CPU, on the checkpoint's scale) of ``k`` distorted images ``[k, 3, H, W]``
         against one reference ``[3, H, W]`` whose sizes were checked already (``--mode predict`` checks
-        every pair once, from the file headers)."""
-        return self.scale.denormalize(self.scorer.score_group(reference, distorted).cpu())
+        every pair once, from the file headers); with ``return_map`` also their :class:`QualityMap` s."""
+        if not return_map:
+            return self.scale.denormalize(self.scorer.score_group(reference, distorted).cpu())
+        if self.scorer.coverage != "tiles":
+            raise ValueError("return_map=True needs coverage='tiles' (a map's cells are the tiles' scores); "
+                             "create the metric with coverage='tiles'")
+        cells, tops, lefts = self.scorer.tile_maps(reference, distorted)  # [k, rows, cols]
+        maps = [QualityMap(self.scale.denormalize(pair_cells.cpu()), tuple(tops), tuple(lefts), self.crop_size,
+                           self.lower_better) for pair_cells in cells]
+        # the mean as score_group takes it: the same scores with or without maps
+        return self.scale.denormalize(cells.flatten(1).mean(dim=1).cpu()), maps
+
+    def as_loss(self) -> "QualityLoss":
+        """This metric as a training loss for image restoration (:class:`QualityLoss`)."""
+        return QualityLoss(self)
 
     def _check_pair(self, distorted: "LabelledPixels", reference: "LabelledPixels", index: int) -> None:
         problem = pair_size_problem(reference.label, distorted.label, reference.pixels.shape[:0:-1],
@@ -122,6 +174,52 @@ class FullReferenceMetric(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.architecture}, crops {self.crop_size}, {describe_scale(self.scale)}"
+
+
+class QualityLoss(nn.Module):
+    """A metric as a loss: ``loss(distorted, reference)`` is lower for better quality, whatever the direction
+    of the checkpoint's scale.
+
+    The loss is the negated normalised score: minus the mean over the windows of the metric's coverage
+    (tiles by default: all of each image) and over the batch of the model's output, which is in units of
+    the training labels' standard deviation, 0 at their mean, and oriented higher-is-better for every
+    scale (:class:`nnet.data.score_scale.ScoreScale`). So ``loss = -(score - mean) / std`` on a MOS scale
+    and ``(score - mean) / std`` on a DMOS scale.
+
+    ``distorted``: float ``[B, 3, H, W]`` (or ``[3, H, W]``) in [0, 1], e.g. a restoration network's
+    output, any size with sides of at least the crop; gradients flow to it (through the frozen trunk
+    and head, in eval mode: no dropout). ``reference``: ``B`` images or one for all; it is detached and
+    gets no gradient, and nor do the model's weights. Values are not clamped (clamping would stop the
+    gradients at the bounds): keep the outputs in [0, 1].
+    """
+
+    def __init__(self, metric: FullReferenceMetric) -> None:
+        super().__init__()
+        self.metric = metric
+
+    def forward(self, distorted: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        distorted_batch = self._batch(distorted, "distorted")
+        reference_batch = self._batch(reference, "reference").detach()
+        if len(reference_batch) not in (1, len(distorted_batch)) or (
+                distorted_batch.shape[1:] != reference_batch.shape[1:]):
+            raise DataError(f"distorted {list(distorted_batch.shape)} and reference {list(reference_batch.shape)}: "
+                            "give one reference per distorted image, or one for all, of the same size")
+        if len(reference_batch) == 1:
+            scores = self.metric.scorer.window_scores(reference_batch[0], distorted_batch)  # [B, n]
+        else:
+            scores = torch.cat([self.metric.scorer.window_scores(ref, image.unsqueeze(0))
+                                for ref, image in zip(reference_batch, distorted_batch, strict=True)])
+        return -scores.mean()
+
+    def _batch(self, images: torch.Tensor, name: str) -> torch.Tensor:
+        crop = self.metric.crop_size
+        batch = images.unsqueeze(0) if isinstance(images, torch.Tensor) and images.dim() == 3 else images
+        if (not isinstance(batch, torch.Tensor) or batch.dim() != 4 or batch.shape[1] != 3
+                or not batch.is_floating_point() or min(batch.shape[-2:]) < crop):
+            raise DataError(f"{name}: the loss takes float tensors [B, 3, H, W] or [3, H, W] in [0, 1] with sides of "
+                            f"at least {crop}, got {getattr(images, 'dtype', type(images).__name__)} "
+                            f"{list(getattr(images, 'shape', []))}")
+        return batch
 
 
 class Predictor(FullReferenceMetric):

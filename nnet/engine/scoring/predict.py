@@ -6,7 +6,9 @@ are checked before anything is scored, and all problems are reported together; w
 pairs that cannot be scored are listed instead and the rest are scored. Rows are written as they are
 scored: to ``<output>.partial``, flushed after every group of pairs that share a reference and renamed
 to ``<output>`` at the end (a failure or a kill leaves the rows scored so far in the ``.partial`` file),
-or printed as a table.
+or printed as a table. Pairs are scored by tiles that cover every pixel, or by TenCrop
+(``coverage``); with ``maps_dir``, each pair's quality map is drawn as a PNG
+(:mod:`nnet.engine.scoring.map_pictures`) as it is scored.
 """
 
 import contextlib
@@ -31,6 +33,7 @@ from nnet.data.pair_checks import pair_problems
 from nnet.data.problems import ProblemList
 from nnet.data.records import PairRecord, group_indices
 from nnet.engine.preflight import REPORT_BYTES, check_output_folder
+from nnet.engine.scoring.map_pictures import map_paths, save_map_picture
 from nnet.engine.scoring.metric import FullReferenceMetric
 from nnet.errors import ConfigError, DataError, OutputError, preview
 from nnet.fileio import partial_path, progressive_write
@@ -129,19 +132,28 @@ def collect_pairs(reference: Path | None, distorted: Path | None, pairs_csv: Pat
 
 def predict_to_output(checkpoint: Path, pairs: Sequence[PairRecord], output: Path | None,
                       device: str | torch.device, trust: bool = False, precision: str = DEFAULT_INFERENCE_PRECISION,
-                      skip_bad: bool = False, stdout: TextIO | None = None) -> str:
-    """``--mode predict``: check ``output``'s folder, load the checkpoint, then :func:`score_pairs`."""
+                      skip_bad: bool = False, stdout: TextIO | None = None, coverage: str = "tiles",
+                      stride: int | None = None, maps_dir: Path | None = None) -> str:
+    """``--mode predict``: check ``output``'s and ``maps_dir``'s folders, load the checkpoint, then
+    :func:`score_pairs`."""
     if output is not None:
         if output.is_dir():
             raise OutputError(f"{output}: is a folder; set --output to a file, e.g. {output / 'scores.csv'}")
         check_output_folder(output.parent, REPORT_BYTES, "--output")
-    return score_pairs(FullReferenceMetric(checkpoint, device, precision, trust), pairs, output, skip_bad, stdout)
+    if maps_dir is not None:
+        if coverage != "tiles":
+            raise ConfigError(f"--maps {maps_dir}: a map's cells are tile scores; drop --coverage {coverage}")
+        map_paths(pairs, maps_dir)  # refuses overwriting an input before the folder is made
+        check_output_folder(maps_dir, REPORT_BYTES, "--maps")
+    metric = FullReferenceMetric(checkpoint, device, precision, trust, coverage, stride)
+    return score_pairs(metric, pairs, output, skip_bad, stdout, maps_dir)
 
 
 def score_pairs(metric: FullReferenceMetric, pairs: Sequence[PairRecord], output: Path | None,
-                skip_bad: bool = False, stdout: TextIO | None = None) -> str:
+                skip_bad: bool = False, stdout: TextIO | None = None, maps_dir: Path | None = None) -> str:
     """Score ``pairs``: rows to the CSV ``output`` (columns ``OUTPUT_COLUMNS``) or a table on ``stdout``,
-    written as they are scored; returns a closing line for stdout.
+    written as they are scored, and with ``maps_dir`` one map picture per scored pair; returns a closing
+    line for stdout.
 
     Raises one DataError listing every pair that cannot be scored, before scoring anything, unless
     ``skip_bad`` (then those pairs get a row with an empty score and the problem, and are listed on
@@ -167,6 +179,7 @@ def score_pairs(metric: FullReferenceMetric, pairs: Sequence[PairRecord], output
         log.warning("skipping %s: %s", pairs[index].name, skipped[index])
     if len(skipped) > MAX_LISTED:
         log.warning("skipping %d more pairs (the output lists each with its problem)", len(skipped) - MAX_LISTED)
+    pictures = map_paths(pairs, maps_dir) if maps_dir is not None else None
     with contextlib.ExitStack() as stack:
         rows = (_CsvRows(stack.enter_context(progressive_write(output)), output) if output is not None
                 else _TableRows(stdout or sys.stdout, pairs))
@@ -181,8 +194,9 @@ def score_pairs(metric: FullReferenceMetric, pairs: Sequence[PairRecord], output
                     log.warning("skipping %s: %s", pairs[index].name, pixels)
                     skipped[index] = pixels
             scorable = [index for index in members if index not in skipped]
-            scores = metric.score_checked(reference, torch.stack([distorted[index] for index in scorable])).tolist() \
-                if scorable else []
+            scores = _score_group(metric, reference, torch.stack([distorted[index] for index in scorable]),
+                                  [pictures[index] for index in scorable] if pictures else None,
+                                  [pairs[index].name for index in scorable]) if scorable else []
             by_index = dict(zip(scorable, scores, strict=True))
             rows.write([(pairs[index], by_index.get(index), skipped.get(index, "")) for index in members])
             bar.update(len(members))
@@ -199,6 +213,19 @@ def _runs(pairs: Sequence[PairRecord]) -> list[list[int]]:
     """Runs of consecutive pairs sharing a reference (rows are written in the input's order), in chunks of at
     most PAIRS_PER_CALL."""
     return group_indices([pair.reference for pair in pairs], chunk=PAIRS_PER_CALL, consecutive=True)
+
+
+def _score_group(metric: FullReferenceMetric, reference: torch.Tensor, distorted: torch.Tensor,
+                 pictures: list[Path] | None, names: list[str]) -> list[float]:
+    """Scores of one group (``distorted`` ``[k, 3, H, W]``); with ``pictures``, each pair's map drawn to its picture."""
+    if pictures is None:
+        return metric.score_checked(reference, distorted).tolist()
+    scores, maps = metric.score_checked(reference, distorted, return_map=True)
+    for pixels, quality_map, score, picture, name in zip(distorted, maps, scores.tolist(), pictures, names,
+                                                         strict=True):
+        save_map_picture(picture, pixels.permute(1, 2, 0).numpy(), quality_map, score, name,
+                         f"{metric.scale.dataset} score")
+    return scores.tolist()
 
 
 def _load(path: Path) -> torch.Tensor | str:

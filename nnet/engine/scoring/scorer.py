@@ -66,7 +66,6 @@ class Scorer:
         self.crop_size = self.network.input_size
         coverage_boxes(coverage, self.crop_size, self.crop_size, self.crop_size, stride)  # refuses bad settings now
         self.coverage, self.stride = coverage, stride
-        self.input_dtype = next(self.network.parameters()).dtype
         # A GPU scores a whole group per trunk call; a CPU one pair's windows at a time (2 cores,
         # groups of 16: 2.2x the plain path instead of 1.35x).
         self.pairs_per_call = None if self.device.type == "cuda" else CPU_PAIRS_PER_CALL
@@ -126,7 +125,8 @@ class Scorer:
 
     def _windows(self, pixels: torch.Tensor, boxes: list[Box]) -> torch.Tensor:
         """Normalised windows ``[..., m, 3, c, c]`` of pixels ``[..., 3, H, W]``, in the model's dtype."""
-        return normalize_pixels(crop_windows(pixels, boxes, self.crop_size), self.input_dtype)
+        dtype = next(self.network.parameters()).dtype  # float32, or float64 for gradient checks
+        return normalize_pixels(crop_windows(pixels, boxes, self.crop_size), dtype)
 
     def score_records(self, records: Sequence[PairRecord], scale: ScoreScale, runtime: Runtime,
                       group_size: int = 16, num_workers: int = 0, progress: bool = False) -> np.ndarray:
