@@ -111,7 +111,7 @@ def check_scoring_options(args: argparse.Namespace) -> None:
                                  ("--stride", args.stride, ("predict", "cross-dataset")),
                                  ("--maps", args.maps, ("predict",))):
         if value is not None and args.mode not in modes:
-            raise ConfigError(f"{option} {value}: only --mode {' and '.join(modes)} take it; drop it")
+            raise ConfigError(f"{option} {value}: is for --mode {' and '.join(modes)} only; drop it")
     coverage = args.coverage or ("tiles" if args.mode == "predict" else "tencrop")
     if args.stride is not None and coverage != "tiles":
         raise ConfigError(f"--stride {args.stride}: a stride is for tiles; add --coverage tiles")

@@ -4,8 +4,10 @@ head was fitted, in the fixture, to score noise and blur low (so that "worse" ha
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torchvision.transforms.functional import gaussian_blur
 
+import main
 import nnet
 from nnet.checkpoint import build_checkpoint, save_checkpoint
 from nnet.data.score_scale import ScoreScale
@@ -175,3 +177,45 @@ def test_the_loss_refuses_what_it_cannot_score(checkpoints):
         loss(torch.rand(1, 3, 40, 80), torch.rand(1, 3, 40, 80))
     with pytest.raises(DataError, match="give one reference per distorted image"):
         loss(torch.rand(3, 3, 64, 64), torch.rand(2, 3, 64, 64))
+
+
+def write_png(path, image: torch.Tensor) -> None:
+    Image.fromarray((image * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()).save(path)
+
+
+def test_predict_maps_writes_one_picture_per_pair_and_never_over_an_input(checkpoints, tmp_path, capsys):
+    references, distorted_dir = tmp_path / "refs", tmp_path / "dists"
+    references.mkdir()
+    distorted_dir.mkdir()
+    reference = textures(1, 80, 100, seed=10)[0]
+    write_png(references / "a.png", reference)
+    write_png(distorted_dir / "a_noise.png", noisy(reference, 0.3))
+    write_png(distorted_dir / "a_map.png", noisy(reference, 0.1))  # its name is what a.png's picture would take
+    common = ["--mode", "predict", "--checkpoint", str(checkpoints["mos"]), "--reference", str(references), "--cpu"]
+    assert main.main([*common, "--distorted", str(distorted_dir), "--maps", str(tmp_path / "maps")]) == 0
+    printed = capsys.readouterr().out.split()
+    assert sorted(path.name for path in (tmp_path / "maps").iterdir()) == ["a_map_map.png", "a_noise_map.png"]
+    with Image.open(tmp_path / "maps" / "a_noise_map.png") as picture:
+        assert picture.format == "PNG" and picture.width >= 400
+    assert float(printed[printed.index(str(distorted_dir / "a_noise.png")) + 1]) == pytest.approx(
+        float(nnet.create_metric("iqa_conformer", checkpoint=checkpoints["mos"], device="cpu")(
+            str(distorted_dir / "a_noise.png"), str(references / "a.png"))[0]), abs=5e-5)
+    write_png(distorted_dir / "a.png", noisy(reference, 0.2))  # a.png's picture would replace the input a_map.png
+    before = (distorted_dir / "a_map.png").read_bytes()
+    assert main.main([*common, "--distorted", str(distorted_dir), "--maps", str(distorted_dir)]) == 2
+    assert "--maps would overwrite this input image" in capsys.readouterr().err
+    assert (distorted_dir / "a_map.png").read_bytes() == before
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--mode", "predict", "--coverage", "tencrop", "--maps", "maps"], "a map's cells are tile scores"),
+    (["--mode", "evaluation", "--coverage", "tiles"], "--coverage tiles: is for --mode predict and cross-dataset only"),
+    (["--mode", "cross-dataset", "--maps", "maps"], "--maps maps: is for --mode predict only"),
+    (["--mode", "cross-dataset", "--stride", "96"], "a stride is for tiles; add --coverage tiles"),
+])
+def test_scoring_options_are_refused_where_they_do_not_apply(checkpoints, tmp_path, capsys, options, message):
+    reference = tmp_path / "ref.png"
+    write_png(reference, textures(1, 64, 64, seed=11)[0])
+    assert main.main([*options, "--checkpoint", str(checkpoints["mos"]), "--reference", str(reference),
+                      "--distorted", str(reference), "--cpu"]) == 2
+    assert message in capsys.readouterr().err
