@@ -5,9 +5,11 @@
 
 * **Large pair.** One distorted image against its reference, ``--width`` × ``--height`` (3840x2160),
   scored by the package's scorer (:class:`nnet.engine.scoring.scorer.Scorer`) with each coverage, each
-  in a fresh process: wall time, the resident memory before scoring (the model and the two images)
-  and the process's peak resident memory (loading included). The baseline, in the same run, is tiles all in one chunk
-  (``WINDOWS_PER_CHUNK`` unbounded), which is what bounding the chunks saves.
+  in a fresh process, timed on its second run (the first prepares oneDNN's kernels and took up to 3x
+  longer): wall time, the resident memory before scoring
+  (the model and the two images) and the process's peak resident memory (loading included). The
+  baseline, in the same run, is tiles all in one chunk (``WINDOWS_PER_CHUNK`` unbounded), which is
+  what bounding the chunks saves.
 * **Agreement** (with ``--checkpoint`` and ``--pipal``, a PIPAL-layout tree of 288x288 images such as
   the demo's synthetic one): every labelled pair scored with both coverages; the SRCC between the two
   coverages' scores, and each one's SRCC with the labels.
@@ -56,6 +58,7 @@ def score_large_pair(checkpoint: Path, coverage: str, chunk: int | None, height:
     distorted = (reference.int() + torch.randint(-20, 21, reference.shape, generator=generator)).clamp(0, 255)
     distorted = distorted.to(torch.uint8)[None]
     before = rss_mib()
+    scorer.score_group(reference, distorted)  # warm-up (oneDNN prepares its kernels on the first calls): not timed
     started = time.perf_counter()
     score = float(scorer.score_group(reference, distorted)[0])
     queue.put((time.perf_counter() - started, before, peak_rss_mib(), len(scorer.boxes(height, width)), score))
