@@ -1,2 +1,2 @@
-"""Scoring: the one TenCrop scorer and everything that scores through it (the metric API, predict,
-evaluation, the cross-dataset table, the NTIRE submission)."""
+"""Scoring: the one scorer (TenCrop or tiles) and everything that scores through it (the metric API, its maps
+and loss, predict, evaluation, the cross-dataset table, the NTIRE submission)."""

@@ -150,7 +150,7 @@ class FullReferenceMetric(nn.Module):
                       ) -> torch.Tensor | tuple[torch.Tensor, list[QualityMap]]:
         """Scores (float64 ``[k]`` on the CPU, on the checkpoint's scale) of ``k`` distorted images ``[k, 3, H, W]``
         against one reference ``[3, H, W]`` whose sizes were checked already (``--mode predict`` checks
-        every pair once, from the file headers); with ``return_map`` also their :class:`QualityMap` s."""
+        every pair once, from the file headers); with ``return_map`` also one :class:`QualityMap` per pair."""
         if not return_map:
             return self.scale.denormalize(self.scorer.score_group(reference, distorted).cpu())
         if self.scorer.coverage != "tiles":
