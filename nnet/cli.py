@@ -5,6 +5,7 @@
     python main.py -c configs/PIPAL/IQA_Conformer.py --checkpoint swa-equal-21-30 --mode generation
     python main.py --mode cross-dataset --checkpoint A.ckpt B.ckpt --datasets LIVE/IQA_Conformer CSIQ/IQA_Conformer
     python main.py --mode predict --checkpoint iqa_conformer --reference ref.png --distorted dist.png
+    python main.py --mode export --checkpoint model.ckpt --output model.onnx          # ONNX, scores without torch
     python main.py models                                        # the published models (models fetch / compare)
 
 Installed, the same command is `nnet-iqa`, and -c also takes a shipped config's name:
@@ -21,7 +22,7 @@ from nnet.config_files import config_names
 from nnet.errors import ConfigError, IQAError
 from nnet.version import __version__
 
-MODES = ("training", "swa", "evaluation", "generation", "predict", "pipeline", "cross-dataset")
+MODES = ("training", "swa", "evaluation", "generation", "predict", "pipeline", "cross-dataset", "export")
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,7 +59,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pairs", type=Path, metavar="CSV", help="predict: a CSV of pairs (columns reference, "
                         "distorted; paths relative to the CSV's folder) instead of --reference/--distorted")
     parser.add_argument("--output", type=Path, help="predict: write a CSV here (rows appear in OUTPUT.partial as "
-                        "they are scored) instead of printing a table")
+                        "they are scored) instead of printing a table; export: the .onnx file to write")
+    parser.add_argument("--input-dtype", dest="input_dtype", choices=("uint8", "float32"), default="uint8",
+                        help="export: the pixels the ONNX graph takes, uint8 0..255 or float32 in [0, 1] "
+                        "(default: uint8)")
     parser.add_argument("--skip-bad", dest="skip_bad", action="store_true",
                         help="predict: score the pairs that can be scored, list the others (default: stop on any)")
     parser.add_argument("--device", help="predict: where to score, e.g. cuda:1 or cpu (default: the first GPU, "
