@@ -114,7 +114,7 @@ def trace_to_onnx(graph: ScoringGraph, example: tuple[np.ndarray, np.ndarray]) -
     """The ONNX bytes of ``graph`` traced on ``example`` crops, with dynamic batch axes.
 
     The TorchScript exporter (``dynamo=False``) needs no onnxscript. Its warnings are silenced: the
-    legacy-exporter notice, and the tracer's note that ``score_against`` branches on shapes, which
+    legacy-exporter notices, and the tracer's note that ``score_against`` branches on shapes, which
     the trace's k = 2 resolves for every k (the parity probes check k = 1, 2 and 3).
     """
     buffer = io.BytesIO()
@@ -123,6 +123,7 @@ def trace_to_onnx(graph: ScoringGraph, example: tuple[np.ndarray, np.ndarray]) -
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message="The feature will be removed", category=DeprecationWarning)
         torch.onnx.export(graph.eval(), tuple(map(torch.from_numpy, example)), buffer, dynamo=False,
                           input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES), opset_version=OPSET,
                           dynamic_axes=batch_axes)
