@@ -1,7 +1,9 @@
 """nnet.runtime: torch-free imports, the torch scorer's TenCrop, and one-line refusals of bad model files and inputs."""
 
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,7 @@ def test_the_runtime_imports_and_scores_without_torch(tiny_export):
     _, exported = tiny_export()
     script = f"""
 import sys
+import tomllib
 import numpy as np
 from nnet.runtime import ExportedMetric
 image = np.random.default_rng(0).integers(0, 256, (70, 66, 3), dtype=np.uint8)
@@ -139,3 +142,11 @@ def test_bad_inputs_are_refused_in_one_line(tiny_export):
     ]
     for call, problem in cases:
         one_line_error(DataError, call, problem)
+
+
+def test_the_onnx_extra_is_declared_and_installed_in_ci():
+    project = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["project"]
+    extra = {re.match(r"[\w-]+", requirement).group(0) for requirement in project["optional-dependencies"]["onnx"]}
+    assert extra == {"onnx", "onnxruntime"}
+    ci_requirements = (REPOSITORY / "requirements-dev.txt").read_text().splitlines()
+    assert extra <= {re.match(r"[\w-]*", line).group(0) for line in ci_requirements}
