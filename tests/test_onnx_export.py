@@ -83,6 +83,7 @@ def test_metadata_describe_the_checkpoint(tiny_export):
     assert metadata["checkpoint_digest"] == nnet.load_model(checkpoint).checkpoint_digest
     assert metadata["nnet_version"] == nnet.__version__ and metadata["opset"] == str(onnx_export.OPSET)
     assert float(metadata["parity_max_abs_diff"]) <= TOLERANCE
+    assert nnet.export_onnx is onnx_export.export_onnx  # reachable from Python as the package's API
 
 
 def test_export_refuses_a_graph_that_differs_and_writes_nothing(tiny_export, tmp_path, monkeypatch):
