@@ -20,6 +20,8 @@ pytest.importorskip("onnxruntime", reason="the [onnx] extra (onnx, onnxruntime) 
 from nnet.runtime import ExportedMetric  # noqa: E402  (after the skip: needs onnxruntime)
 
 REPOSITORY = Path(__file__).resolve().parents[1]
+# The package's dependencies that the runtime must not need (it has numpy, Pillow and onnxruntime).
+HEAVY_DEPENDENCIES = ("torch", "torchvision", "timm", "scipy", "matplotlib", "tqdm", "tensorboard")
 
 
 @pytest.mark.parametrize("height, width", [(64, 64), (80, 71), (97, 130), (65, 200)])
@@ -31,7 +33,7 @@ def test_crops_are_the_torch_scorers_ten_crops(height, width):
     assert torch.equal(normalize_pixels(torch.from_numpy(crops)), expected)
 
 
-def test_the_runtime_imports_and_scores_without_torch(tiny_export):
+def test_the_runtime_imports_and_scores_without_torch_or_scipy(tiny_export):
     _, exported = tiny_export()
     script = f"""
 import sys
@@ -40,7 +42,7 @@ import numpy as np
 from nnet.runtime import ExportedMetric
 image = np.random.default_rng(0).integers(0, 256, (70, 66, 3), dtype=np.uint8)
 ExportedMetric({str(exported)!r})(image[::-1].copy(), image)
-print(sorted(name for name in sys.modules if name.split(".")[0] in ("torch", "torchvision", "timm")))
+print(sorted(name for name in sys.modules if name.split(".")[0] in {HEAVY_DEPENDENCIES!r}))
 """
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPOSITORY, check=True)
     assert run.stdout.strip() == "[]"
