@@ -56,7 +56,7 @@ def exported_model(architecture: str, crop: int, folder: Path) -> tuple[Path, Pa
 
 
 def bench_architecture(architecture: str, args: argparse.Namespace, folder: Path) -> list[tuple[str, str, float]]:
-    checkpoint, exported = exported_model(architecture, args.crop, folder)
+    checkpoint, exported = exported_model(architecture, args.crop_size, folder)
     distorted, reference = synthetic_pairs(args.references, args.group, args.image_size)
     devices = ["cpu"] + (["cuda"] if args.cuda else [])
     paths, scores = {}, {}
@@ -93,7 +93,7 @@ def bench_architecture(architecture: str, args: argparse.Namespace, folder: Path
 def run(args: argparse.Namespace) -> None:
     print(f"# torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {onnxruntime.__version__} "
           f"(providers {', '.join(onnxruntime.get_available_providers())}); {args.references} references x "
-          f"{args.group} distorted, {args.image_size}x{args.image_size} images, TenCrop {args.crop}, median of "
+          f"{args.group} distorted, {args.image_size}x{args.image_size} images, TenCrop {args.crop_size}, median of "
           f"{args.rounds} rounds")
     rows = []
     with tempfile.TemporaryDirectory() as folder:
@@ -111,7 +111,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--references", type=int, default=2, help="references, each with --group distorted images")
     parser.add_argument("--group", type=int, default=4, help="distorted images per reference")
     parser.add_argument("--image-size", type=int, default=288)
-    parser.add_argument("--crop", type=int, default=192)
+    parser.add_argument("--crop-size", dest="crop_size", type=int, default=192)
     parser.add_argument("--pairs-per-call", type=int, nargs="+", default=[1, 4],
                         help="ONNX Runtime paths: distorted images per model call")
     parser.add_argument("--rounds", type=int, default=3)

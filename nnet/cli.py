@@ -60,7 +60,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         "distorted; paths relative to the CSV's folder) instead of --reference/--distorted")
     parser.add_argument("--output", type=Path, help="predict: write a CSV here (rows appear in OUTPUT.partial as "
                         "they are scored) instead of printing a table; export: the .onnx file to write")
-    parser.add_argument("--input-dtype", dest="input_dtype", choices=("uint8", "float32"), default="uint8",
+    parser.add_argument("--input-dtype", dest="input_dtype", choices=("uint8", "float32"),
                         help="export: the pixels the ONNX graph takes, uint8 0..255 or float32 in [0, 1] "
                         "(default: uint8)")
     parser.add_argument("--skip-bad", dest="skip_bad", action="store_true",
@@ -115,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.device is not None and args.mode != "predict":
             raise ConfigError(f"--device {args.device}: only --mode predict takes it; use --cpu, or choose GPUs "
                               "with CUDA_VISIBLE_DEVICES")
+        if args.input_dtype is not None and args.mode != "export":
+            raise ConfigError(f"--input-dtype {args.input_dtype}: only --mode export takes it (the pixels of the "
+                              "exported graph); scoring reads uint8 and float images alike")
         from nnet.engine import modes  # torch and the engine load here, after the options are known
         from nnet.engine.distributed import start_runtime, stop_runtime
         from nnet.engine.run_lock import exclusive_run

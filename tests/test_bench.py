@@ -28,7 +28,7 @@ def test_onnx_benchmark_prints_both_runtimes_with_ratios(capsys):
     from benchmarks import onnx_runtime
 
     onnx_runtime.run(onnx_runtime.parse_arguments([
-        "--architectures", "IQA_Transformer", "--image-size", "72", "--crop", "64", "--references", "1",
+        "--architectures", "IQA_Transformer", "--image-size", "72", "--crop-size", "64", "--references", "1",
         "--group", "2", "--pairs-per-call", "1", "2", "--rounds", "1"]))
     output = capsys.readouterr().out
     for path in ("PyTorch cpu (fp32, shared reference)", "ONNX Runtime cpu (1 pairs per call)",

@@ -112,6 +112,8 @@ def test_export_from_the_command_line_and_never_over_the_checkpoint(tiny_export,
         onnx_export.export_onnx(checkpoint, checkpoint)
     assert main.main(["--mode", "export", "--checkpoint", str(checkpoint)]) == 2
     assert "needs --checkpoint FILE and --output MODEL.onnx" in capsys.readouterr().err
+    assert main.main(["--mode", "predict", "--checkpoint", str(checkpoint), "--input-dtype", "float32"]) == 2
+    assert "only --mode export takes it" in capsys.readouterr().err
     output = tmp_path / "cli.onnx"
     assert main.main(["--mode", "export", "--checkpoint", str(checkpoint), "--output", str(output),
                       "--input-dtype", "float32"]) == 0

@@ -120,7 +120,7 @@ def run_export(config: Config | None, runtime: Runtime, args: argparse.Namespace
                           "install onnx onnxruntime)") from None
     checkpoint = resolve_checkpoint(config, args.checkpoint, args.trust) if config else Path(args.checkpoint)
     if runtime.is_main:
-        export_onnx(checkpoint, args.output, args.input_dtype, trust=args.trust)
+        export_onnx(checkpoint, args.output, args.input_dtype or "uint8", trust=args.trust)
 
 
 MODES = {"training": run_training, "swa": run_swa, "evaluation": run_scoring,
