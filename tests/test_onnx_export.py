@@ -17,7 +17,7 @@ import torch
 import main
 import nnet
 from nnet.data.score_scale import ScoreScale
-from nnet.errors import ExportError, OutputError
+from nnet.errors import ExportError, IQAError, OutputError
 
 onnxruntime = pytest.importorskip("onnxruntime", reason="the [onnx] extra (onnx, onnxruntime) is not installed")
 onnx_export = pytest.importorskip("nnet.engine.onnx_export", reason="the [onnx] extra is not installed")
@@ -114,6 +114,11 @@ def test_export_from_the_command_line_and_never_over_the_checkpoint(tiny_export,
     assert "needs --checkpoint FILE and --output MODEL.onnx" in capsys.readouterr().err
     assert main.main(["--mode", "predict", "--checkpoint", str(checkpoint), "--input-dtype", "float32"]) == 2
     assert "only --mode export takes it" in capsys.readouterr().err
+    # a published model's name goes through the registry (offline in the tests: it says where the file belongs)
+    assert main.main(["--mode", "export", "--checkpoint", "iqa_conformer", "--output", str(tmp_path / "p.onnx")]) == 2
+    assert "iqa_conformer: not in the cache" in capsys.readouterr().err
+    with pytest.raises(IQAError, match="iqa_conformer: not in the cache"):
+        onnx_export.export_onnx("iqa_conformer", tmp_path / "p.onnx")
     output = tmp_path / "cli.onnx"
     assert main.main(["--mode", "export", "--checkpoint", str(checkpoint), "--output", str(output),
                       "--input-dtype", "float32"]) == 0

@@ -118,7 +118,7 @@ def run_export(config: Config | None, runtime: Runtime, args: argparse.Namespace
             raise
         raise ConfigError(f"--mode export needs the {error.name} package: pip install 'nnet-iqa[onnx]' (or pip "
                           "install onnx onnxruntime)") from None
-    checkpoint = resolve_checkpoint(config, args.checkpoint, args.trust) if config else Path(args.checkpoint)
+    checkpoint = resolve_checkpoint(config, args.checkpoint)  # a file, a published model's name or a run label
     if runtime.is_main:
         export_onnx(checkpoint, args.output, args.input_dtype or "uint8", trust=args.trust)
 

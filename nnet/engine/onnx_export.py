@@ -26,6 +26,7 @@ from nnet.data.score_scale import ScoreScale
 from nnet.errors import ExportError, OutputError
 from nnet.fileio import atomic_write
 from nnet.models import FullReferenceIQA
+from nnet.registry import checkpoint_file
 from nnet.runtime.model_file import FORMAT, FORMAT_VERSION, INPUT_DTYPES, INPUT_NAMES, OUTPUT_NAMES, open_session
 from nnet.version import __version__
 
@@ -57,7 +58,8 @@ class ScoringGraph(nn.Module):
 
 def export_onnx(checkpoint: str | os.PathLike, output: str | os.PathLike, input_dtype: str = "uint8",
                 trust: bool = False) -> Path:
-    """Export ``checkpoint`` (ours or the original code's) to the ONNX file ``output`` and return its path.
+    """Export ``checkpoint`` (a file of ours or of the original code, or a published model's name such as
+    ``iqa_conformer``: :mod:`nnet.registry`) to the ONNX file ``output`` and return its path.
 
     Args:
         input_dtype: the pixels the graph takes: ``uint8`` (0..255, the default: decoded images as they
@@ -67,7 +69,7 @@ def export_onnx(checkpoint: str | os.PathLike, output: str | os.PathLike, input_
     Raises ExportError, and writes nothing, when ONNX Runtime's scores on the probe crops differ from
     PyTorch's by more than :data:`PARITY_TOLERANCE`.
     """
-    checkpoint, output = Path(checkpoint), Path(output)
+    checkpoint, output = Path(checkpoint_file(checkpoint)), Path(output)
     if input_dtype not in INPUT_DTYPES:
         raise ValueError(f"input_dtype must be one of {', '.join(INPUT_DTYPES)}, got {input_dtype!r}")
     if output.exists() and checkpoint.exists() and os.path.samefile(output, checkpoint):
