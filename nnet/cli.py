@@ -5,6 +5,7 @@
     python main.py -c configs/PIPAL/IQA_Conformer.py --checkpoint swa-equal-21-30 --mode generation
     python main.py --mode cross-dataset --checkpoint A.ckpt B.ckpt --datasets LIVE/IQA_Conformer CSIQ/IQA_Conformer
     python main.py --mode predict --checkpoint iqa_conformer --reference ref.png --distorted dist.png
+    python main.py --mode export --checkpoint model.ckpt --output model.onnx          # ONNX, scores without torch
     python main.py models                                        # the published models (models fetch / compare)
 
 Installed, the same command is `nnet-iqa`, and -c also takes a shipped config's name:
@@ -21,7 +22,7 @@ from nnet.config_files import config_names
 from nnet.errors import ConfigError, IQAError
 from nnet.version import __version__
 
-MODES = ("training", "swa", "evaluation", "generation", "predict", "pipeline", "cross-dataset")
+MODES = ("training", "swa", "evaluation", "generation", "predict", "pipeline", "cross-dataset", "export")
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,7 +59,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pairs", type=Path, metavar="CSV", help="predict: a CSV of pairs (columns reference, "
                         "distorted; paths relative to the CSV's folder) instead of --reference/--distorted")
     parser.add_argument("--output", type=Path, help="predict: write a CSV here (rows appear in OUTPUT.partial as "
-                        "they are scored) instead of printing a table")
+                        "they are scored) instead of printing a table; export: the .onnx file to write")
+    parser.add_argument("--input-dtype", dest="input_dtype", choices=("uint8", "float32"),
+                        help="export: the pixels the ONNX graph takes, uint8 0..255 or float32 in [0, 1] "
+                        "(default: uint8)")
     parser.add_argument("--skip-bad", dest="skip_bad", action="store_true",
                         help="predict: score the pairs that can be scored, list the others (default: stop on any)")
     parser.add_argument("--coverage", choices=("tiles", "tencrop"),
@@ -135,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.device is not None and args.mode != "predict":
             raise ConfigError(f"--device {args.device}: only --mode predict takes it; use --cpu, or choose GPUs "
                               "with CUDA_VISIBLE_DEVICES")
+        if args.input_dtype is not None and args.mode != "export":
+            raise ConfigError(f"--input-dtype {args.input_dtype}: only --mode export takes it (the pixels of the "
+                              "exported graph); scoring reads uint8 and float images alike")
         from nnet.engine import modes  # torch and the engine load here, after the options are known
         from nnet.engine.distributed import start_runtime, stop_runtime
         from nnet.engine.run_lock import exclusive_run

@@ -26,6 +26,10 @@ class OutputError(IQAError):
     """An output folder or file cannot be written: read-only, no permission, or a full disk."""
 
 
+class ExportError(IQAError):
+    """An exported model would not compute what the PyTorch model computes (nothing is written)."""
+
+
 class WeightsUnavailableError(IQAError):
     """Pretrained weights (the backbone's, or a published model's) cannot be obtained: offline, or a failed download."""
 

@@ -100,3 +100,33 @@ def isolated_model_cache(tmp_path_factory, monkeypatch) -> Path:
     monkeypatch.setenv("NNET_IQA_OFFLINE", "1")
     monkeypatch.delenv("NNET_IQA_BASE_URL", raising=False)
     return home
+
+
+# A DMOS-like scale in 1..5 (lower is better): far from PIPAL's, so a runtime that ignored the file's scale fails.
+TOY_DMOS_SCALE = {"mean": 2.68, "std": 1.27, "lower_is_better": True, "dataset": "toy-dmos", "label_range": [1.0, 5.0]}
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory):
+    """Factory: (checkpoint, exported .onnx) of a calibrated 64×64 model on :data:`TOY_DMOS_SCALE`, made once per
+    (architecture, input dtype)."""
+    pytest.importorskip("onnxruntime", reason="the [onnx] extra (onnx, onnxruntime) is not installed")
+    from nnet.checkpoint import build_checkpoint, save_checkpoint
+    from nnet.data.score_scale import ScoreScale
+    from nnet.engine.onnx_export import export_onnx
+
+    folder = tmp_path_factory.mktemp("onnx")
+    made: dict[tuple[str, str], tuple[Path, Path]] = {}
+
+    def make(architecture: str = "IQA_Conformer", input_dtype: str = "uint8") -> tuple[Path, Path]:
+        if (architecture, input_dtype) not in made:
+            torch.manual_seed(0)
+            model = build_model(architecture, input_size=TINY_INPUT)
+            model.backbone.calibrate_batchnorm([torch.rand(8, 3, TINY_INPUT, TINY_INPUT) * 2 - 1])
+            checkpoint = save_checkpoint(folder / f"{architecture}.ckpt",
+                                         build_checkpoint(model, ScoreScale.from_dict(TOY_DMOS_SCALE)))
+            made[architecture, input_dtype] = checkpoint, export_onnx(
+                checkpoint, folder / f"{architecture}_{input_dtype}.onnx", input_dtype)
+        return made[architecture, input_dtype]
+
+    return make

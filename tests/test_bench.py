@@ -2,6 +2,8 @@
 
 import re
 
+import pytest
+
 from benchmarks import benchmark
 
 
@@ -19,3 +21,19 @@ def test_benchmark_prints_every_path_with_ratios(capsys, upstream_fixtures):
         rows = [line for line in output.splitlines() if line.startswith("IQA_Transformer") and path in line]
         assert len(rows) == 1 and re.search(r"\s\d+\.\d\s", rows[0]), path
     assert "# profile IQA_Transformer" in output
+
+
+def test_onnx_benchmark_prints_both_runtimes_with_ratios(capsys):
+    pytest.importorskip("onnxruntime", reason="the [onnx] extra (onnx, onnxruntime) is not installed")
+    from benchmarks import onnx_runtime
+
+    onnx_runtime.run(onnx_runtime.parse_arguments([
+        "--architectures", "IQA_Transformer", "--image-size", "72", "--crop-size", "64", "--references", "1",
+        "--group", "2", "--pairs-per-call", "1", "2", "--rounds", "1"]))
+    output = capsys.readouterr().out
+    for path in ("PyTorch cpu (fp32, shared reference)", "ONNX Runtime cpu (1 pairs per call)",
+                 "ONNX Runtime cpu (2 pairs per call)"):
+        rows = [line for line in output.splitlines() if line.startswith("IQA_Transformer") and path in line]
+        assert len(rows) == 1 and re.search(r"\s\d+\.\d\dx$", rows[0]), path
+    differences = [float(line.rsplit("= ", 1)[1].split()[0]) for line in output.splitlines() if "max |Δ" in line]
+    assert len(differences) == 3 and max(differences) <= 1e-5

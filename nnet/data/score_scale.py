@@ -5,7 +5,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
-from nnet.data.datasets.presets import preset_of
 from nnet.data.records import PairRecord
 from nnet.errors import DataError
 
@@ -59,6 +58,9 @@ class ScoreScale:
     def title(self) -> str:
         """The dataset's name as papers write it: a preset's config name (format-1 checkpoints store
         ``kadid10k``) becomes its title (``KADID-10k``); other names stay as they are."""
+        # Imported here: the dataset readers need scipy, and the scale must load without them (nnet.runtime).
+        from nnet.data.datasets.presets import preset_of
+
         preset = preset_of(self.dataset) if self.dataset else None
         return preset.title if preset is not None else self.dataset
 

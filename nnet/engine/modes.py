@@ -23,8 +23,8 @@ CONFIG_OPTIONS = ("num_workers", "steps_per_epoch", "saving_period", "eval_perio
 def load_run_config(args: argparse.Namespace) -> Config | None:
     """The config file with the command line's shortcuts and --set overrides applied (all together)."""
     if args.config is None:
-        if args.mode in ("predict", "cross-dataset"):
-            return None  # predict works from the checkpoint alone (its own score scale); cross-dataset from --datasets
+        if args.mode in ("predict", "cross-dataset", "export"):
+            return None  # predict, export: the checkpoint alone (its own score scale); cross-dataset: --datasets
         raise IQAError(f"--mode {args.mode} needs a config: add -c PIPAL/IQA_Conformer (a shipped name) or -c FILE")
     return command_line_config(args.config, args)
 
@@ -110,6 +110,22 @@ def run_cross_dataset(config: Config | None, runtime: Runtime, args: argparse.Na
         sys.stdout.write(table)
 
 
+def run_export(config: Config | None, runtime: Runtime, args: argparse.Namespace) -> None:
+    """Write the checkpoint as an ONNX model that scores without PyTorch (nnet.engine.onnx_export)."""
+    if args.checkpoint is None or args.output is None:
+        raise IQAError("--mode export needs --checkpoint FILE and --output MODEL.onnx")
+    try:  # onnx and onnxruntime are the optional [onnx] extra, so they are imported only here
+        from nnet.engine.onnx_export import export_onnx
+    except ModuleNotFoundError as error:
+        if error.name not in ("onnx", "onnxruntime"):
+            raise
+        raise ConfigError(f"--mode export needs the {error.name} package: pip install 'nnet-iqa[onnx]' (or pip "
+                          "install onnx onnxruntime)") from None
+    checkpoint = resolve_checkpoint(config, args.checkpoint)  # a file, a published model's name or a run label
+    if runtime.is_main:
+        export_onnx(checkpoint, args.output, args.input_dtype or "uint8", trust=args.trust)
+
+
 MODES = {"training": run_training, "swa": run_swa, "evaluation": run_scoring,
                  "generation": run_scoring, "predict": run_predict, "pipeline": run_pipeline,
-                 "cross-dataset": run_cross_dataset}
+                 "cross-dataset": run_cross_dataset, "export": run_export}

@@ -34,6 +34,7 @@ from nnet.config import ARCHITECTURES, DEFAULT_INFERENCE_PRECISION
 from nnet.data.batches.pixels import chw_pixels
 from nnet.data.images import load_rgb, rgb_array
 from nnet.data.pair_checks import pair_size_problem
+from nnet.data.pixel_checks import float_range_problem
 from nnet.data.records import group_indices
 from nnet.engine.distributed import choose_device
 from nnet.engine.precision import scoring_precision
@@ -291,10 +292,8 @@ def _tensor_pixels(tensor: torch.Tensor, name: str) -> list[LabelledPixels]:
     if batch.dtype != torch.uint8:
         if not batch.is_floating_point():
             raise DataError(f"{name}: dtype {batch.dtype}; pass float images in [0, 1] or uint8 images")
-        low, high = float(batch.min()), float(batch.max())
-        if not (0.0 <= low and high <= 1.0):  # also catches NaN
-            hint = " (it looks normalised to [-1, 1]: pass (x + 1) / 2)" if -1.0 <= low < 0.0 and high <= 1.0 else (
-                " (it looks like 0..255: divide by 255)" if high > 1.0 and high <= 255.0 and low >= 0.0 else "")
-            raise DataError(f"{name}: values in [{low:.4g}, {high:.4g}], but images must be floats in [0, 1]{hint}")
+        problem = float_range_problem(name, float(batch.min()), float(batch.max()))
+        if problem:
+            raise DataError(problem)
     return [LabelledPixels(item, f"{name}[{index}]" if len(batch) > 1 else name, (id(tensor), index))
             for index, item in enumerate(batch)]
