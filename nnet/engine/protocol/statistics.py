@@ -24,8 +24,9 @@ def summarize(values: Sequence[float]) -> dict[str, float]:
     summary.update(mean=mean, median=float(np.median(finite)), min=float(finite.min()), max=float(finite.max()))
     if n >= 2:
         std = float(finite.std(ddof=1))
-        # scipy gives NaN bounds for a zero scale; equal values leave no doubt about their mean
-        low, high = stats.t.interval(CONFIDENCE, n - 1, loc=mean, scale=std / math.sqrt(n)) if std > 0 else (mean,
-                                                                                                              mean)
+        if std > 0:
+            low, high = stats.t.interval(CONFIDENCE, n - 1, loc=mean, scale=std / math.sqrt(n))
+        else:  # scipy's bounds are NaN for a zero scale; equal values leave no doubt about their mean
+            low = high = mean
         summary.update(std=std, ci95_low=float(low), ci95_high=float(high))
     return summary
