@@ -1,9 +1,10 @@
-"""The protocol's splits trained side by side (one trunk call, the heads stacked under vmap) equal their
-single runs: with dropout off, each split's losses and weights after training match the single-run
-loop's within fp32 rounding, splits of different sizes included."""
+"""The protocol's splits trained side by side (one trunk call; the heads stacked under vmap, or in turn)
+equal their single runs: each split's losses, weights and Adam state after training match the
+single-run loop's within fp32 rounding, splits of different sizes included."""
 
 import dataclasses
 
+import pytest
 import torch
 
 from nnet.engine.distributed import Runtime
@@ -24,11 +25,14 @@ def relative_distance(first: torch.Tensor, second: torch.Tensor) -> float:
     return float((first.double() - second.double()).norm() / second.double().norm().clamp_min(1e-30))
 
 
-def test_stacked_splits_train_as_their_single_runs(tmp_path):
-    config = dataclasses.replace(tiny_protocol_config(tmp_path, val_fraction=0.0), steps_per_epoch=None)
+@pytest.mark.parametrize(("batched_heads", "dropout"), [(True, 0.0), (False, 0.1)])
+def test_stacked_splits_train_as_their_single_runs(tmp_path, batched_heads, dropout):
+    """Batched heads (vmap) draw other dropout masks than single runs, so dropout is off for them; heads
+    in turn draw each split's single-run masks."""
+    config = tiny_protocol_config(tmp_path, val_fraction=0.0, dropout=dropout)
     splits = plan_protocol(config, 3)
     cpu = Runtime(torch.device("cpu"))
-    StackedTrainer(splits, cpu).train()
+    StackedTrainer(splits, cpu, batched_heads=batched_heads).train()
     steps = set()
     parameter_names = [name for name, parameter in build_model(config.model.architecture, input_size=64)
                        .named_parameters() if parameter.requires_grad]  # the order of Adam's state

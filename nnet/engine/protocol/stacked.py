@@ -1,24 +1,30 @@
-"""The splits of a protocol trained side by side: one trunk call for all of them, one batched head step.
+"""The splits of a protocol trained side by side: one trunk call for all of them, then the heads' steps.
 
 Each split is its own run, as its single run would be: its own network (built with the config's seed),
 its own batches (its split, in its own shuffled order, from one decoded-image cache of the whole
 dataset), its own Adam state, GradScaler and overflow skip, its own checkpoints in its own folder.
 Per step, the batches of the splits that still have one this epoch (splits differ in size, so their
-epochs differ in length) go through the frozen trunk in one call; the heads' parameters and
-BatchNorm buffers are stacked along a model dimension and the head runs once under ``torch.vmap``
-(``torch.func.functional_call`` on one network's structure). The sum of the per-split (scaled)
-losses is backpropagated once; since no split's loss depends on another's parameters, each split's
-parameters receive exactly its own gradient, and :meth:`TrainingStep.settle_batch` then takes (or
-skips) each split's optimizer step.
+epochs differ in length) go through the frozen trunk in one call. Then the heads:
 
-Dropout: under ``vmap(randomness="different")`` every split draws its own masks, with
-``torch.nn.functional.dropout``'s distribution, from the global generator seeded per epoch (as a
-single run is). The masks therefore depend on the group of splits trained together; the splits
-always resume as a group, from the newest epoch they all have, so a resumed protocol continues as
-the uninterrupted one. With dropout off a split's losses and weights equal its single run's to
-rounding (tests/test_protocol_stacked.py).
+* **batched** (the default on CUDA, where N small head steps leave the card idle): the heads'
+  parameters and BatchNorm buffers are stacked along a model dimension and the head runs once under
+  ``torch.vmap`` (``torch.func.functional_call`` on one network's structure). The sum of the
+  per-split (scaled) losses is backpropagated once; since no split's loss depends on another's
+  parameters, each split's parameters receive exactly its own gradient. Dropout: under
+  ``vmap(randomness="different")`` every split draws its own masks, with
+  ``torch.nn.functional.dropout``'s distribution, from the global generator seeded per epoch; the
+  masks thus depend on the group of splits trained together (the group always resumes together, from
+  the newest epoch all its splits have, so a resumed protocol continues as the uninterrupted one).
+* **in turn** (the default on CPUs, which gain nothing from batching the heads: vmap's fallbacks made
+  it 0.9× in ``benchmarks/protocol.py``): each split's ordinary head step on its part of the trunk's
+  output, its dropout masks drawn from its own generator state, which starts each epoch where its
+  single run's does: the masks are its single run's.
+
+:meth:`TrainingStep.settle_batch` then takes (or skips) each split's optimizer step. With dropout off
+(batched) or on (in turn), a split's losses and weights equal its single run's to rounding
+(tests/test_protocol_stacked.py).
 """
-
+import dataclasses
 import functools
 import itertools
 import logging
@@ -71,6 +77,7 @@ class SplitRun:
     batches: TrainingBatches | None
     logbook: Logbook
     optimizer_steps: int
+    generator_state: list[torch.Tensor] = dataclasses.field(default_factory=list)
 
     @property
     def network(self) -> nn.Module:
@@ -81,6 +88,17 @@ class SplitRun:
         """The head's parameters and buffers by their names in ``HeadOnly`` (updated in place by Adam)."""
         head = HeadOnly(self.network)
         return dict(itertools.chain(head.named_parameters(), head.named_buffers()))
+
+
+def rng_states(device: torch.device) -> list[torch.Tensor]:
+    """The states of the generators dropout draws from on ``device``: the CPU's (and the GPU's)."""
+    return [torch.get_rng_state(), *([torch.cuda.get_rng_state(device)] if device.type == "cuda" else [])]
+
+
+def set_rng_states(states: list[torch.Tensor], device: torch.device) -> None:
+    torch.set_rng_state(states[0])
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(states[1], device)
 
 
 def resume_epoch(splits: list[ProtocolSplit], trust: bool = False) -> int:
@@ -103,9 +121,14 @@ def resume_epoch(splits: list[ProtocolSplit], trust: bool = False) -> int:
 class StackedTrainer:
     """Trains ``splits`` (of one protocol) side by side on ``runtime.device``; see the module docstring."""
 
-    def __init__(self, splits: list[ProtocolSplit], runtime: Runtime, trust: bool = False) -> None:
+    def __init__(self, splits: list[ProtocolSplit], runtime: Runtime, trust: bool = False,
+                 batched_heads: bool | None = None) -> None:
+        """``batched_heads``: one vmapped head step for all splits (default on CUDA), or (default on CPUs)
+        the splits' ordinary head steps in turn, each drawing its dropout masks from its own generator
+        state, after the shared trunk call."""
         self.config = splits[0].config  # the recipe; only the split and the folder differ between splits
         self.runtime = runtime
+        self.batched_heads = runtime.device.type == "cuda" if batched_heads is None else batched_heads
         self.precision = training_precision(self.config, runtime.device)
         self.start_epoch = resume_epoch(splits, trust)
         self.runs = [self._prepare(split, trust) for split in splits]
@@ -126,7 +149,7 @@ class StackedTrainer:
         resume_path = checkpoint_path(config, self.start_epoch) if self.start_epoch else None
         resume = read_checkpoint(resume_path, trust=trust) if resume_path is not None else None
         network = prepare_model(config, data, runtime, resume, resume_path)
-        network.use_fast_dropout(False)  # vmap draws per-split masks with torch's own dropout
+        network.use_fast_dropout(not self.batched_heads)  # vmap draws per-split masks with torch's own dropout
         step = TrainingStep(network, build_optimizer(network, config.optimizer, runtime.device), self.precision,
                             runtime, config.accumulated_steps)
         optimizer_steps = 0
@@ -153,6 +176,8 @@ class StackedTrainer:
         try:
             for epoch in range(self.start_epoch + 1, config.epochs + 1):
                 seed_everything(epoch_seed(config.seed, epoch))
+                for run in self.runs:  # each split's masks continue its single run's stream (unbatched heads)
+                    run.generator_state = rng_states(self.runtime.device)
                 metrics = self.train_one_epoch(epoch)
                 for run, run_metrics in zip(self.runs, metrics, strict=True):
                     self._end_epoch(run, epoch, run_metrics)
@@ -201,6 +226,9 @@ class StackedTrainer:
         reference_features = torch.stack(parts[:len(batches)])  # [N, n, 1920, h, w]
         distorted_features = torch.stack(parts[len(batches):])  # [N, g·n, 1920, h, w]
         targets = torch.stack([batch["target"].to(device, non_blocking=True) for batch in batches])  # [N, B, 1]
+        if not self.batched_heads:
+            return [self._head_alone(run, *inputs) for run, *inputs in zip(runs, reference_features,
+                                                                           distorted_features, targets, strict=True)]
         states = [run.head_tensors for run in runs]
         parameters = {name: torch.stack([state[name] for state in states]) for name in self.parameter_names}
         buffers = {name: torch.stack([state[name] for state in states]) for name in self.buffer_names}
@@ -216,6 +244,14 @@ class StackedTrainer:
                 for name in self.buffer_names:
                     state[name].copy_(buffers[name][k])
         return list(losses.detach().unbind())
+
+    def _head_alone(self, run: SplitRun, reference_features: torch.Tensor, distorted_features: torch.Tensor,
+                    target: torch.Tensor) -> torch.Tensor:
+        """The split's own head step (forward, loss, backward), its dropout masks drawn from its own stream."""
+        set_rng_states(run.generator_state, self.runtime.device)
+        loss = run.step.head(reference_features, distorted_features, target)
+        run.generator_state = rng_states(self.runtime.device)
+        return loss
 
     def _head(self, parameters: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
               reference_features: torch.Tensor, distorted_features: torch.Tensor) -> torch.Tensor:
