@@ -99,7 +99,7 @@ def test_protocol_aggregates_the_cross_dataset_table_over_splits(protocol_run):
         assert entry[aggregate] == pytest.approx(number, rel=1e-9, abs=1e-12)
 
 
-def test_a_finished_protocol_reruns_without_training(protocol_run, caplog):
+def test_a_finished_protocol_reruns_without_training(protocol_run):
     report = protocol_run / "run" / "protocol"
     before = {path: path.stat().st_mtime_ns for path in report.glob("split_*/checkpoints_*.ckpt")}
     table = (report / "protocol.csv").read_text()
@@ -121,6 +121,14 @@ def test_impossible_protocols_are_refused_in_one_line(tmp_path, capsys, argument
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and message in error[0], error
     assert not (tmp_path / "run" / "protocol" / "split_0").exists()
+
+
+def test_the_pipal_recipe_has_no_test_part_to_report(tmp_path, capsys):
+    """The NTIRE recipe trains on all 200 references: nothing is held out."""
+    assert main.main(["-c", "PIPAL/IQA_Conformer", "--mode", "protocol", "--splits", "10",
+                      "--set", f"callback_path='{tmp_path}/run/'"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "data.test_fraction is 0" in error[0], error
 
 
 def test_splits_of_other_settings_are_not_continued(tmp_path):

@@ -23,16 +23,16 @@ from pathlib import Path
 
 import torch
 
-from nnet.checkpoint import read_checkpoint
-from nnet.config import Config, config_to_dict
+from nnet.config import Config, config_to_dict, resolve_num_workers
 from nnet.engine.distributed import Runtime, barrier, gather_objects
 from nnet.engine.paths import checkpoint_path, epoch_checkpoints, newest_complete_checkpoint, remove_stale_temporaries
 from nnet.engine.preflight import CHECKPOINT_BYTES, check_output_folder
 from nnet.engine.protocol.plan import ProtocolSplit, plan_protocol, protocol_folder
 from nnet.engine.protocol.report import REPORT_NAME, write_report
 from nnet.engine.protocol.stacked import StackedTrainer, StackingUnavailable
-from nnet.engine.run_data import SPLIT_FILE, ensure_synthetic_dataset
+from nnet.engine.run_data import ensure_synthetic_dataset, training_data
 from nnet.engine.scoring import cross_dataset, evaluate
+from nnet.engine.scoring.scorer import load_scorer
 from nnet.engine.training import loop, swa
 from nnet.errors import ConfigError
 from nnet.fileio import atomic_write_text
@@ -160,12 +160,20 @@ def split_result(split: ProtocolSplit, runtime: Runtime, bn_steps: int | None, t
     final = checkpoint_path(config, swa.swa_label(SWA_TYPE, split.swa_epochs, False))
     if not final.is_file():
         swa.average_checkpoints(config, runtime, split.swa_epochs, SWA_TYPE, bn_steps=bn_steps, trust=trust)
-    parts = ["test", "validation"] if config.data.val_fraction > 0 else ["test"]
-    reports = {part: evaluate.evaluate(config, runtime, final, part, trust=trust) for part in parts}
-    recorded = json.loads((split.folder / SPLIT_FILE).read_text(encoding="utf-8"))
+    # The held-out references of the split (for PIPAL too, whose --split test is the NTIRE test part)
+    data = training_data(config.data, runtime)
+    scorer, model = load_scorer(final, config, runtime, trust)
+    reports = {}
+    for part, records in (("test", data.test), ("validation", data.validation)):
+        if records:
+            predictions = scorer.score_records(records, model.score_scale, runtime, config.batch_size_eval,
+                                               resolve_num_workers(config.num_workers), progress=True)
+            reports[part] = evaluate.write_report(split.folder / f"evaluation_{final.stem}_{part}.json", records,
+                                                  predictions, final, part, model.checkpoint_digest)
     result = {"split": split.index, "split_seed": config.data.split_seed, "folder": str(split.folder),
-              "checkpoint": str(final), "checkpoint_digest": read_checkpoint(final, trust=trust)["digest"],
-              "pairs": recorded["pairs"], "test": reports["test"]["overall"],
+              "checkpoint": str(final), "checkpoint_digest": model.checkpoint_digest,
+              "pairs": {"train": len(data.train), "validation": len(data.validation), "test": len(data.test)},
+              "test": reports["test"]["overall"],
               "validation": reports["validation"]["overall"] if "validation" in reports else None}
     atomic_write_text(path, json.dumps(result, indent=2, allow_nan=True) + "\n")
     return result
