@@ -176,8 +176,6 @@ class StackedTrainer:
         try:
             for epoch in range(self.start_epoch + 1, config.epochs + 1):
                 seed_everything(epoch_seed(config.seed, epoch))
-                for run in self.runs:  # each split's masks continue its single run's stream (unbatched heads)
-                    run.generator_state = rng_states(self.runtime.device)
                 metrics = self.train_one_epoch(epoch)
                 for run, run_metrics in zip(self.runs, metrics, strict=True):
                     self._end_epoch(run, epoch, run_metrics)
@@ -186,9 +184,12 @@ class StackedTrainer:
                 run.logbook.close()
 
     def train_one_epoch(self, epoch: int) -> list[dict[str, float]]:
-        """One epoch of every split; returns each split's epoch metrics (as the single run's loop reports)."""
+        """One epoch of every split; returns each split's epoch metrics (as the single run's loop reports).
+        Heads in turn: every split's dropout masks start from the generators' state at this call (which
+        :meth:`train` seeds per epoch, as the single run's loop does)."""
         streams, counts, tallies = [], [], []
         for run in self.runs:
+            run.generator_state = rng_states(self.runtime.device)
             run.network.train()
             loader, available = run.batches.epoch(epoch)
             counts.append(epoch_length(run.split.config, available, self.runtime))
