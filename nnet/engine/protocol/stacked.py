@@ -219,11 +219,8 @@ class StackedTrainer:
         """Forward and backward of one batch per run (one trunk call, one vmapped head); returns each
         run's loss (detached, unscaled). The optimizer steps are left to ``settle_batch``."""
         device = self.runtime.device
-        images = [batch["reference"] for batch in batches] + [batch["distorted"] for batch in batches]
-        with self.precision.autocast():
-            features = runs[0].network.extract_features(torch.cat([image.to(device, non_blocking=True)
-                                                                   for image in images]))
-        parts = features.split([len(image) for image in images])
+        parts = runs[0].step.trunk(*[batch["reference"] for batch in batches],
+                                   *[batch["distorted"] for batch in batches])  # one call; every trunk is the same
         reference_features = torch.stack(parts[:len(batches)])  # [N, n, 1920, h, w]
         distorted_features = torch.stack(parts[len(batches):])  # [N, g·n, 1920, h, w]
         targets = torch.stack([batch["target"].to(device, non_blocking=True) for batch in batches])  # [N, B, 1]
