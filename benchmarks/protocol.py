@@ -1,7 +1,7 @@
 """Protocol training throughput: N splits side by side against the same N splits one after another.
 
     python -m benchmarks.protocol                                   # CPU: 3 splits, crop 96, 2 steps a round
-    python -m benchmarks.protocol --device cuda --splits 10 --crop 192 --steps 40 --rounds 3
+    python -m benchmarks.protocol --device cuda --splits 10 --crop-size 192 --steps 40 --rounds 3
 
 One process, synthetic PIPAL-layout images (288×288) in a temporary folder, split 6:2:2 by reference with
 ``split_seed`` 0 … N−1, the recipe (batch 16, Adam, dropout 0.1; fp16 autocast on CUDA, fp32 on CPUs).
@@ -41,7 +41,7 @@ HEADS = {"auto": None, "batched": True, "in-turn": False}  # --heads → Stacked
 
 def protocol_config(args: argparse.Namespace, folder: Path) -> Config:
     return Config(name="protocol-benchmark", model=ModelConfig(backbone_weights="random"),
-                  data=DataConfig(root=str(folder / "PIPAL"), crop_size=args.crop, val_fraction=0.2,
+                  data=DataConfig(root=str(folder / "PIPAL"), crop_size=args.crop_size, val_fraction=0.2,
                                   test_fraction=0.2),
                   optimizer=OptimizerConfig(), epochs=1_000, batch_size=16, num_workers=0,
                   steps_per_epoch=args.steps, callback_path=f"{folder}/run/", swa_epochs=(1, 1))
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> None:
             synchronize(device)
         rates = interleaved_rates(paths, args.rounds, device)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(f"# {args.splits} splits, {args.steps} steps of 16 pairs each per round, crop {args.crop}, heads "
+    print(f"# {args.splits} splits, {args.steps} steps of 16 pairs each per round, crop {args.crop_size}, heads "
           f"{'batched' if together.trainer.batched_heads else 'in turn'}, {device} "
           f"({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
           f"{torch.get_num_threads()} threads, median of {args.rounds} rounds")
@@ -137,7 +137,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="together: the heads batched under vmap, in turn, or auto (batched on CUDA only)")
     parser.add_argument("--steps", type=int, default=2, help="batches of each split per round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--crop", type=int, default=96)
+    parser.add_argument("--crop-size", type=int, default=96)
     parser.add_argument("--refs", type=int, default=10, help="synthetic references")
     parser.add_argument("--distortions", type=int, default=16, help="distorted images per reference")
     return parser.parse_args(argv)

@@ -15,10 +15,10 @@ python3 -c "import torch, timm; print('torch', torch.__version__, 'timm', timm._
 # 1. aggregate training pairs/s of 10 splits side by side (one trunk call, the heads batched under vmap)
 #    against the 10 single runs of the loop (trunk lookahead + CUDA graph steps), in the same process;
 #    target: ratio >= 4 (ten splits in under 3x the time of one)
-timeout 300 python3 -m benchmarks.protocol --device cuda --splits 10 --crop 192 --steps 40 --rounds 3 --refs 80 \
+timeout 300 python3 -m benchmarks.protocol --device cuda --splits 10 --crop-size 192 --steps 40 --rounds 3 --refs 80 \
     2>&1 | grep -v "step/s\|batch/s" | tee "$logs/protocol_benchmark.log"
 # 2. the same with the heads in turn after the shared trunk call
-timeout 200 python3 -m benchmarks.protocol --device cuda --splits 10 --crop 192 --steps 40 --rounds 2 --refs 80 \
+timeout 200 python3 -m benchmarks.protocol --device cuda --splits 10 --crop-size 192 --steps 40 --rounds 2 --refs 80 \
     --heads in-turn 2>&1 | grep -v "step/s\|batch/s" | tee "$logs/protocol_benchmark_in_turn.log"
 # 3. the command end to end on the GPU: 3 splits of the Demo recipe (fp16, batched heads), report, then a rerun
 #    that finds everything done
