@@ -216,24 +216,24 @@ class StackedTrainer:
         return results
 
     def step(self, runs: list[SplitRun], batches: list[dict]) -> list[torch.Tensor]:
-        """Forward and backward of one batch per run (one trunk call, one vmapped head); returns each
-        run's loss (detached, unscaled). The optimizer steps are left to ``settle_batch``."""
+        """Forward and backward of one batch per run (one trunk call, then the heads batched or in turn);
+        returns each run's loss (detached, unscaled). The optimizer steps are left to ``settle_batch``."""
         device = self.runtime.device
         parts = runs[0].step.trunk(*[batch["reference"] for batch in batches],
                                    *[batch["distorted"] for batch in batches])  # one call; every trunk is the same
+        targets = [batch["target"].to(device, non_blocking=True) for batch in batches]  # [B, 1] each
+        if not self.batched_heads:
+            return [self._head_alone(run, *inputs) for run, *inputs in zip(
+                runs, parts[:len(batches)], parts[len(batches):], targets, strict=True)]
         reference_features = torch.stack(parts[:len(batches)])  # [N, n, 1920, h, w]
         distorted_features = torch.stack(parts[len(batches):])  # [N, g·n, 1920, h, w]
-        targets = torch.stack([batch["target"].to(device, non_blocking=True) for batch in batches])  # [N, B, 1]
-        if not self.batched_heads:
-            return [self._head_alone(run, *inputs) for run, *inputs in zip(runs, reference_features,
-                                                                           distorted_features, targets, strict=True)]
         states = [run.head_tensors for run in runs]
         parameters = {name: torch.stack([state[name] for state in states]) for name in self.parameter_names}
         buffers = {name: torch.stack([state[name] for state in states]) for name in self.buffer_names}
         with self.precision.autocast():
             predicted = vmap(self._head, randomness="different")(parameters, buffers, reference_features,
                                                                  distorted_features)  # [N, B, 1]
-        losses = vmap(nn.functional.mse_loss)(predicted.float(), targets)  # [N]
+        losses = vmap(nn.functional.mse_loss)(predicted.float(), torch.stack(targets))  # [N]
         scaled = [run.step.scaler.scale(loss / run.step.accumulated_steps) for run, loss in zip(runs, losses,
                                                                                                  strict=True)]
         torch.stack(scaled).sum().backward()
