@@ -9,6 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from nnet.config_files import load_config
+from nnet.engine.distributed import Runtime
+from nnet.engine.protocol.plan import plan_protocol
+from nnet.engine.run_data import training_data
 from tests.protocol_data import write_config, write_dataset
 from tests.test_crash_resume import finish, start
 
@@ -34,8 +38,12 @@ def test_killed_protocol_resumes_to_the_uninterrupted_result(tmp_path):
     uninterrupted = start("none", *command, "--set", f"callback_path='{reference}/'")
     report = tmp_path / "run" / "protocol"
     first, second = report / "split_0", report / "split_1"
+    # heads in turn (CPU): one training forward per split and step, so epoch 1 takes every split's batches
+    cpu = Runtime(torch.device("cpu"))
+    first_epoch = sum(len(training_data(split.config.data, cpu).train) // split.config.batch_size
+                      for split in plan_protocol(load_config(config), 2))
     schedule = [  # (fault, what is on disk afterwards)
-        ("forward:8", lambda: epochs(first) == epochs(second) == {1}),  # in epoch 2
+        (f"forward:{first_epoch + 2}", lambda: epochs(first) == epochs(second) == {1}),  # in epoch 2
         ("after_rename:checkpoints_2.ckpt", lambda: epochs(first) == {1, 2} and epochs(second) == {1}),
         ("after_rename:protocol_split.json",
          lambda: (first / "protocol_split.json").is_file() and not (second / "protocol_split.json").exists()),
