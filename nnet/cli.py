@@ -7,6 +7,7 @@
     python main.py --mode predict --checkpoint iqa_conformer --reference ref.png --distorted dist.png
     python main.py --mode export --checkpoint model.ckpt --output model.onnx          # ONNX, scores without torch
     python main.py models                                        # the published models (models fetch / compare)
+    python main.py -c configs/KADID10k/IQA_Conformer.py --mode protocol --splits 10    # mean ± spread of 10 splits
 
 Installed, the same command is `nnet-iqa`, and -c also takes a shipped config's name:
     nnet-iqa -c PIPAL/IQA_Conformer
@@ -22,7 +23,7 @@ from nnet.config_files import config_names
 from nnet.errors import ConfigError, IQAError
 from nnet.version import __version__
 
-MODES = ("training", "swa", "evaluation", "generation", "predict", "pipeline", "cross-dataset", "export")
+MODES = ("training", "swa", "evaluation", "generation", "predict", "pipeline", "cross-dataset", "protocol", "export")
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,11 +47,18 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--swa_type", choices=("equal", "exp"), default="equal",
                         help="swa: 'equal' mean, or 'exp' blend 0.1*old + 0.9*new (default: equal)")
     parser.add_argument("--split", choices=SCORED_SPLITS,
-                        help="evaluation, cross-dataset: which labelled split to score, or all of the dataset "
-                        "(default: validation for evaluation, all for cross-dataset)")
+                        help="evaluation, cross-dataset, protocol's --datasets: which labelled split to score, or all "
+                        "of the dataset (default: validation for evaluation, all for cross-dataset)")
     parser.add_argument("--datasets", nargs="+", metavar="CONFIG",
-                        help="cross-dataset: the datasets, each named by a config file or shipped name (its data "
-                        "section: where the dataset lies and how it is split; default: -c)")
+                        help="cross-dataset, protocol: the datasets, each named by a config file or shipped name "
+                        "(its data section: where the dataset lies and how it is split; cross-dataset's default: -c)")
+    parser.add_argument("--splits", type=int, metavar="N",
+                        help="protocol: train, average and test N reference-disjoint splits (split_seed 0..N-1) "
+                        "and report mean, std, median, min/max and 95%% CI; with --datasets, also the "
+                        "cross-dataset table over the splits")
+    parser.add_argument("--sequential", action="store_true",
+                        help="protocol: train the splits one after another with the single-run loop instead of "
+                        "side by side (the fallback when they do not fit in memory together)")
     parser.add_argument("--output-dir", dest="output_dir", type=Path,
                         help=f"cross-dataset: where the table, plots and predictions go (default: "
                         f"{CROSS_DATASET_OUTPUT})")
@@ -91,6 +99,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     if len(args.checkpoints or []) > 1 and args.mode != "cross-dataset":
         parser.error(f"--checkpoint: --mode {args.mode} takes one checkpoint; give several only with "
                      "--mode cross-dataset")
+    if (args.splits is not None or args.sequential) and args.mode != "protocol":
+        parser.error(f"--splits/--sequential: only --mode protocol takes them, not --mode {args.mode}")
     args.checkpoint = args.checkpoints[0] if args.checkpoints else None
     return args
 

@@ -1,11 +1,13 @@
 """Predicted versus subjective scores: a scatter with the fitted logistic of :mod:`nnet.agreement`.
 
 One drawing serves the PNG files of evaluation and the cross-dataset benchmark and the TensorBoard
-image of validation. Figures are drawn on matplotlib's Agg canvas directly (no pyplot, no display,
-no change of matplotlib's global backend).
+image of validation; a second, the spread of metrics over the splits of ``--mode protocol``. Figures
+are drawn on matplotlib's Agg canvas directly (no pyplot, no display, no change of matplotlib's
+global backend).
 """
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -78,3 +80,43 @@ def metrics_caption(metrics: dict) -> str:
         names.append(("plcc_logistic", f"PLCC ({LOGISTIC_NAME})"))
     return ", ".join(f"{name} {metrics[key]:.3f}" for key, name in names
                      if isinstance(metrics.get(key), float) and np.isfinite(metrics[key]))
+
+
+def spread_figure(values: dict[str, Sequence[float]], intervals: dict[str, tuple[float, float, float]],
+                  title: str = "") -> Figure:
+    """One panel per metric: the value of every split (a point each, spread sideways so that equal values
+    stay visible) and, beside them, the mean with its confidence interval (``intervals``: metric →
+    (mean, low, high); NaN bounds draw the mean alone)."""
+    figure = Figure(figsize=(2.4 * max(len(values), 1), 3.6), dpi=PNG_DPI)
+    FigureCanvasAgg(figure)
+    for column, (name, points) in enumerate(values.items()):
+        axes = figure.add_subplot(1, len(values), column + 1)
+        points = np.asarray(points, dtype=np.float64)
+        offsets = np.linspace(-0.12, 0.12, points.size) if points.size > 1 else np.zeros(points.size)
+        axes.scatter(offsets, points, s=18, color="tab:blue", alpha=0.8, edgecolors="none", label="splits")
+        mean, low, high = intervals[name]
+        if np.isfinite(low) and np.isfinite(high):
+            axes.errorbar([0.4], [mean], yerr=[[mean - low], [high - mean]], fmt="o", color="tab:red", capsize=4,
+                          label="mean ± 95% CI")
+        else:
+            axes.plot([0.4], [mean], "o", color="tab:red", label="mean")
+        axes.set_xlim(-0.4, 0.8)
+        axes.set_xticks([])
+        axes.set_title(name, fontsize="medium")
+        axes.grid(alpha=0.3, axis="y")
+        if column == 0:
+            axes.legend(loc="best", fontsize="x-small")
+    if title:
+        figure.suptitle(title, fontsize="medium")
+    figure.tight_layout()
+    return figure
+
+
+def save_spread(path: str | Path, values: dict[str, Sequence[float]], intervals: dict[str, tuple[float, float, float]],
+                title: str = "") -> Path:
+    """:func:`spread_figure` as a PNG file at ``path``, written atomically."""
+    buffer = io.BytesIO()
+    spread_figure(values, intervals, title).savefig(buffer, format="png")
+    with atomic_write(path) as handle:
+        handle.write(buffer.getbuffer())
+    return Path(path)

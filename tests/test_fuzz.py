@@ -17,7 +17,7 @@ from nnet.data.datasets.labels import is_plain_name
 from nnet.data.datasets.pairs_csv import scan_pairs_csv
 from nnet.data.datasets.pipal import scan_pipal_train
 from nnet.data.score_scale import ScoreScale
-from nnet.engine.training.loop import _restore_training_state
+from nnet.engine.training.loop import restore_training_state
 from nnet.errors import IQAError
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -129,7 +129,7 @@ def load_or_refuse(path: Path) -> None:
         model = nnet.load_model(path)
         optimizer = torch.optim.Adam(model.trainable_parameters())
         scaler = torch.amp.GradScaler("cpu", enabled=False)
-        _restore_training_state(read_checkpoint(path), path, optimizer, scaler)
+        restore_training_state(read_checkpoint(path), path, optimizer, scaler)
     except IQAError as error:
         assert "\n" not in str(error), str(error)
 

@@ -12,6 +12,7 @@ from nnet.config import CROSS_DATASET_OUTPUT, DEFAULT_INFERENCE_PRECISION, Confi
 from nnet.config_files import load_config
 from nnet.engine.distributed import Runtime, barrier, choose_device
 from nnet.engine.paths import checkpoint_path, epoch_checkpoints, resolve_checkpoint
+from nnet.engine.protocol import runner as protocol
 from nnet.engine.scoring import cross_dataset, evaluate, generate, predict
 from nnet.engine.training import loop, swa
 from nnet.errors import ConfigError, IQAError
@@ -126,6 +127,16 @@ def run_export(config: Config | None, runtime: Runtime, args: argparse.Namespace
         export_onnx(checkpoint, args.output, args.input_dtype or "uint8", trust=args.trust)
 
 
+def run_protocol(config: Config, runtime: Runtime, args: argparse.Namespace) -> None:
+    """Train, average and test --splits N splits of the config's dataset, then write the protocol's report."""
+    if args.splits is None:
+        raise IQAError("--mode protocol needs --splits N, e.g. --splits 10 (split_seed 0..9)")
+    datasets = cross_dataset.load_datasets([(spec, command_line_config(spec, args)) for spec in args.datasets],
+                                           args.split or "all", runtime) if args.datasets else []
+    protocol.run_protocol(config, runtime, args.splits, sequential=args.sequential, datasets=datasets,
+                          bn_steps=args.steps_per_epoch, trust=args.trust)
+
+
 MODES = {"training": run_training, "swa": run_swa, "evaluation": run_scoring,
                  "generation": run_scoring, "predict": run_predict, "pipeline": run_pipeline,
-                 "cross-dataset": run_cross_dataset, "export": run_export}
+                 "cross-dataset": run_cross_dataset, "protocol": run_protocol, "export": run_export}

@@ -34,7 +34,7 @@ LOCK_NAME = ".nnet-run.lock"
 # The config fields naming the folders each writing mode writes into.
 WRITTEN_FOLDERS = {"training": ("callback_path",), "swa": ("callback_path",),
                    "generation": ("callback_path", "generation_path"),
-                   "pipeline": ("callback_path", "generation_path")}
+                   "pipeline": ("callback_path", "generation_path"), "protocol": ("callback_path",)}
 _HOLDER_WAIT_S = 1.0  # a new holder writes its pid just after locking; a refused run waits this long to read it
 
 _held: set[int] = set()  # descriptors of the locks this process holds

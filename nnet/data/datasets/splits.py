@@ -1,5 +1,6 @@
 """Reference-disjoint, seeded train/validation(/test) splits, as IQA papers make them."""
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,8 +44,7 @@ def split_three_ways(records: Sequence[PairRecord], val_fraction: float, test_fr
                                                                 ("test_fraction", test_fraction)) if fraction > 0)
         raise DataError(f"cannot split {len(references)} reference{'s' * (len(references) > 1)} into "
                         f"{', '.join(parts[:-1])} and {parts[-1]}; use {zeros} or a dataset with more references")
-    test_count = _count(test_fraction, len(references), reserved=1 + (val_fraction > 0))
-    val_count = _count(val_fraction, len(references), reserved=1 + test_count)
+    test_count, val_count = part_sizes(len(references), val_fraction, test_fraction)
     random.Random(seed).shuffle(references)
     test_references = set(references[:test_count])
     val_references = set(references[test_count:test_count + val_count])
@@ -53,6 +53,20 @@ def split_three_ways(records: Sequence[PairRecord], val_fraction: float, test_fr
         key = str(record.reference)
         parts["test" if key in test_references else "validation" if key in val_references else "train"].append(record)
     return Split(**parts)
+
+
+def part_sizes(references: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
+    """(test, validation) references that :func:`split_three_ways` holds out of ``references``
+    (for at least one more reference than there are held-out parts)."""
+    test_count = _count(test_fraction, references, reserved=1 + (val_fraction > 0))
+    return test_count, _count(val_fraction, references, reserved=1 + test_count)
+
+
+def distinct_splits(references: int, val_fraction: float, test_fraction: float) -> int:
+    """How many different (test, validation, training) partitions of ``references`` references the
+    fractions allow: C(n, test) · C(n − test, validation)."""
+    test_count, val_count = part_sizes(references, val_fraction, test_fraction)
+    return math.comb(references, test_count) * math.comb(references - test_count, val_count)
 
 
 def _count(fraction: float, references: int, reserved: int) -> int:

@@ -142,9 +142,21 @@ def cross_dataset_table(checkpoints: Sequence[Path], datasets: Sequence[ScoredDa
     ``num_workers`` and ``inference_precision``; ``coverage`` and ``stride`` say which windows are scored
     (:class:`nnet.engine.scoring.scorer.Scorer`).
     """
-    labels = distinct_labels([[path.stem, f"{path.parent.name}_{path.stem}", str(path)] for path in checkpoints],
-                             "--checkpoint")
     check_output_folder(output_dir, REPORT_BYTES, "--output-dir")
+    rows = score_rows(checkpoints, datasets, settings, runtime, trust=trust, coverage=coverage, stride=stride)
+    if not runtime.is_main:
+        return None
+    return write_table(rows, output_dir)
+
+
+def score_rows(checkpoints: Sequence[Path], datasets: Sequence[ScoredDataset], settings: Config, runtime: Runtime,
+               labels: Sequence[str] | None = None, trust: bool = False, coverage: str = "tencrop",
+               stride: int | None = None) -> list[Row]:
+    """Every dataset scored with every checkpoint (labelled ``labels``, default: distinct names made from
+    the paths) over the ``coverage`` windows, checkpoint by checkpoint; the rows of the table, on every rank."""
+    if labels is None:
+        labels = distinct_labels([[path.stem, f"{path.parent.name}_{path.stem}", str(path)] for path in checkpoints],
+                                 "--checkpoint")
     rows = []
     for label, path in zip(labels, checkpoints, strict=True):
         scorer, model = load_scorer(path, settings, runtime, trust, coverage, stride)
@@ -155,8 +167,12 @@ def cross_dataset_table(checkpoints: Sequence[Path], datasets: Sequence[ScoredDa
                                           resolve_num_workers(settings.num_workers), progress=True)
             rows.append(Row(label, path, model.checkpoint_digest, model.score_scale, dataset, scores))
         del scorer, model  # one model in memory at a time
-    if not runtime.is_main:
-        return None
+    return rows
+
+
+def write_table(rows: Sequence[Row], output_dir: Path) -> str:
+    """Write the table (Markdown and CSV), and each row's plot and predictions, to ``output_dir``; returns
+    the Markdown table."""
     for row in rows:
         write_row_files(output_dir, row)
     table = markdown_table(rows)

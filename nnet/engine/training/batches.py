@@ -16,7 +16,7 @@ tensors, whatever the number of workers.
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -26,6 +26,7 @@ from nnet.data.batches.builder import PairBatchBuilder, shared_reference_plan
 from nnet.data.batches.image_store import DecodedImages, ImageFiles
 from nnet.data.batches.transforms import epoch_seed
 from nnet.data.pair_checks import validate_images
+from nnet.data.records import PairRecord
 from nnet.engine.distributed import Runtime
 from nnet.engine.run_data import TrainingData
 from nnet.errors import IQAError
@@ -39,19 +40,16 @@ BatchPlan = list[tuple[list[int], list[int]]]  # (reference entries, distorted i
 class TrainingBatches:
     """Per-epoch batches of this process (see the module docstring)."""
 
-    def __init__(self, data: TrainingData, config: Config, runtime: Runtime) -> None:
+    def __init__(self, data: TrainingData, config: Config, runtime: Runtime,
+                 images: DecodedImages | None = None) -> None:
+        """``images``: a decoded-image cache holding (at least) the training images, shared with other
+        runs (the protocol's splits draw on one cache of the whole dataset); None decodes this run's."""
         self.config = config
         self.runtime = runtime
         self.records = data.train
         self.cached = config.data.cache_images
         if self.cached:
-            started = time.perf_counter()
-            images = DecodedImages(data.train, config.data.crop_size)
-            device = self._cache_device(images.nbytes)
-            images.to(device)
-            if runtime.is_main:
-                log.info("decoded %d images (%.2f GB) into the %s cache in %.1f s", len(images.position),
-                         images.nbytes / 1e9, device, time.perf_counter() - started)
+            images = images if images is not None else decode_images(data.train, config, runtime)
             self.builder = PairBatchBuilder(data.train, images, data.score_scale, config.data.crop_size,
                                             config.seed, runtime.device)
         else:
@@ -60,13 +58,6 @@ class TrainingBatches:
             # Built in DataLoader workers, on the CPU; the training loop moves batches to the device.
             self.builder = PairBatchBuilder(data.train, ImageFiles(), data.score_scale, config.data.crop_size,
                                             config.seed)
-
-    def _cache_device(self, nbytes: int) -> torch.device:
-        device = self.runtime.device
-        if self.config.data.cache_device == "cpu" or device.type != "cuda":
-            return torch.device("cpu")
-        free, _ = torch.cuda.mem_get_info(device)
-        return device if nbytes * GPU_CACHE_HEADROOM < free else torch.device("cpu")
 
     def plan(self, epoch: int) -> BatchPlan:
         """This process's batches of ``epoch``, as record indices (incomplete batches are dropped)."""
@@ -94,6 +85,27 @@ class TrainingBatches:
                             pin_memory=self.runtime.device.type == "cuda",
                             generator=torch.Generator().manual_seed(epoch_seed(self.config.seed, epoch)))
         return _raise_errors(loader), len(plan)
+
+
+def decode_images(records: Sequence[PairRecord], config: Config, runtime: Runtime) -> DecodedImages:
+    """The images of ``records`` decoded into the cache: on the GPU when training on one and they fit
+    (``data.cache_device``), else in CPU memory."""
+    started = time.perf_counter()
+    images = DecodedImages(records, config.data.crop_size)
+    device = _cache_device(images.nbytes, config, runtime)
+    images.to(device)
+    if runtime.is_main:
+        log.info("decoded %d images (%.2f GB) into the %s cache in %.1f s", len(images.position),
+                 images.nbytes / 1e9, device, time.perf_counter() - started)
+    return images
+
+
+def _cache_device(nbytes: int, config: Config, runtime: Runtime) -> torch.device:
+    device = runtime.device
+    if config.data.cache_device == "cpu" or device.type != "cuda":
+        return torch.device("cpu")
+    free, _ = torch.cuda.mem_get_info(device)
+    return device if nbytes * GPU_CACHE_HEADROOM < free else torch.device("cpu")
 
 
 class PlannedBatches(Dataset):

@@ -119,10 +119,7 @@ def train_one_epoch(trainer: "Trainer", batches: Iterable[dict], available: int,
     graph steps are read in bulk, a lookahead window behind, so that the host never waits for the card.
     """
     trainer.step.network.train()
-    count = available if config.steps_per_epoch is None else min(available, config.steps_per_epoch)
-    if count == 0:
-        raise IQAError(f"{locate(config.data).root}: the training pairs make no batch of {config.batch_size} on "
-                       f"{runtime.world_size} process(es); lower batch_size or add data")
+    count = epoch_length(config, available, runtime)
     tally = EpochTally(config, epoch, optimizer_steps, logbook)
     pending: list[BatchOutcome] = []
     started = time.perf_counter()
@@ -144,6 +141,15 @@ def train_one_epoch(trainer: "Trainer", batches: Iterable[dict], available: int,
     return {"loss": tally.total_loss / tally.pairs if tally.pairs else math.nan,
             "pairs_per_s": tally.pairs * runtime.world_size / elapsed, "seconds": elapsed,
             "skipped_steps": tally.skipped}, tally.optimizer_steps
+
+
+def epoch_length(config: Config, available: int, runtime: Runtime) -> int:
+    """Batches in an epoch of ``available`` planned ones: all, or ``steps_per_epoch``; IQAError for none."""
+    count = available if config.steps_per_epoch is None else min(available, config.steps_per_epoch)
+    if count == 0:
+        raise IQAError(f"{locate(config.data).root}: the training pairs make no batch of {config.batch_size} on "
+                       f"{runtime.world_size} process(es); lower batch_size or add data")
+    return count
 
 
 def _diverged(problem: str, epoch: int, step: int, names: list[str], config: Config) -> str:
@@ -190,7 +196,7 @@ def train(config: Config, runtime: Runtime, resume_path: Path | None = None, tru
     trainer = build_trainer(network, config, runtime)
     first_epoch, optimizer_steps = 1, 0
     if resume is not None:
-        first_epoch, optimizer_steps = _restore_training_state(resume, resume_path, trainer.step.optimizer,
+        first_epoch, optimizer_steps = restore_training_state(resume, resume_path, trainer.step.optimizer,
                                                                trainer.step.scaler)
     batches = TrainingBatches(data, config, runtime)
     record_split(config, data, runtime, resuming=resume_path is not None)
@@ -211,16 +217,27 @@ def train(config: Config, runtime: Runtime, resume_path: Path | None = None, tru
                 metrics.update(validate(network, data, config, runtime, logbook, optimizer_steps))
             if runtime.is_main:
                 log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
-            if epoch % config.saving_period == 0 or epoch == config.epochs:
+            if saves_epoch(config, epoch):
                 last = checkpoint_path(config, epoch)
                 if runtime.is_main:
-                    save_checkpoint(last, build_checkpoint(
-                        network, data.score_scale, config_name=config.name, config=config_to_dict(config), epoch=epoch,
-                        step=optimizer_steps, metrics=metrics, optimizer_state_dict=trainer.step.optimizer.state_dict(),
-                        scaler_state_dict=trainer.step.scaler.state_dict(), rng_state=rng_state()))
+                    save_epoch_checkpoint(config, trainer.step, data, epoch, optimizer_steps, metrics)
     finally:
         logbook.close()
     return last
+
+
+def saves_epoch(config: Config, epoch: int) -> bool:
+    """Whether training writes ``checkpoints_<epoch>.ckpt``: every ``saving_period`` epochs and the last."""
+    return epoch % config.saving_period == 0 or epoch == config.epochs
+
+
+def save_epoch_checkpoint(config: Config, step: TrainingStep, data: TrainingData, epoch: int, optimizer_steps: int,
+                          metrics: dict[str, float]) -> Path:
+    """Write ``checkpoints_<epoch>.ckpt``: the weights, with the optimizer and scaler state to resume from."""
+    return save_checkpoint(checkpoint_path(config, epoch), build_checkpoint(
+        step.network, data.score_scale, config_name=config.name, config=config_to_dict(config), epoch=epoch,
+        step=optimizer_steps, metrics=metrics, optimizer_state_dict=step.optimizer.state_dict(),
+        scaler_state_dict=step.scaler.state_dict(), rng_state=rng_state()))
 
 
 def _wrapped_head(network: FullReferenceIQA, config: Config, runtime: Runtime, use_graphs: bool) -> nn.Module:
@@ -258,7 +275,7 @@ def validate(network: FullReferenceIQA, data: TrainingData, config: Config, runt
     return {f"val_{k}": v for k, v in overall.items() if not math.isnan(v)}
 
 
-def _restore_training_state(checkpoint: dict, source: Path, optimizer: torch.optim.Optimizer,
+def restore_training_state(checkpoint: dict, source: Path, optimizer: torch.optim.Optimizer,
                             scaler: torch.amp.GradScaler) -> tuple[int, int]:
     if checkpoint.get("optimizer_state_dict") is None or checkpoint.get("epoch") is None:
         raise IQAError(f"{source}: holds no optimizer state (an averaged or released model); resume from a "

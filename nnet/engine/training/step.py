@@ -136,13 +136,19 @@ class TrainingStep:
         """``head`` on one batch and, at the end of an accumulation window (or when ``last``), the
         optimizer step: taken only when every process saw finite losses (and, without a GradScaler,
         finite gradients)."""
-        loss = self.head(reference_features, distorted_features, target)
+        return self.settle_batch(self.head(reference_features, distorted_features, target), names, len(target), last)
+
+    def settle_batch(self, loss: torch.Tensor, names: list[str], pairs: int, last: bool = False) -> BatchOutcome:
+        """The bookkeeping of :meth:`train_batch` after the backward of a batch whose (detached) ``loss``
+        is given: the window of accumulated batches and, at its end, the optimizer step or its skip.
+        The stacked trainer of the protocol (nnet.engine.protocol.stacked) runs its own batched backward
+        and then settles each model's batch here."""
         self._window += names
         self._window_batches += 1
         if self._window_problem is None and not bool(torch.isfinite(loss)):
             self._window_problem = f"loss is {loss.item()}"
         stepped = last or self._window_batches == self.accumulated_steps
-        outcome = BatchOutcome(loss, len(target), stepped, list(self._window))
+        outcome = BatchOutcome(loss, pairs, stepped, list(self._window))
         if stepped:
             if self._window_problem is None and not self.precision.needs_scaler and not gradients_finite(self.network):
                 self._window_problem = "gradients are not finite"

@@ -1,0 +1,62 @@
+"""A protocol killed (SIGKILL) while training side by side, between the splits' checkpoint writes and
+between the splits' results, then rerun: it ends with the uninterrupted protocol's weights and table,
+dropout on (the splits resume as a group, so their masks are the same)."""
+
+import csv
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+
+from nnet.config_files import load_config
+from nnet.engine.distributed import Runtime
+from nnet.engine.protocol.plan import plan_protocol
+from nnet.engine.run_data import training_data
+from tests.protocol_data import write_config, write_dataset
+from tests.test_crash_resume import finish, start
+
+FINAL = "checkpoints_swa-equal-1-2.ckpt"
+
+
+def epochs(split: Path) -> set[int]:
+    return {int(path.stem.split("_")[1]) for path in split.glob("checkpoints_[0-9]*.ckpt")}
+
+
+def table(report: Path) -> list[dict[str, str]]:
+    """protocol.csv without the digests (they cover the checkpoints' creation times)."""
+    with open(report / "protocol.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [{key: value for key, value in row.items() if key != "checkpoint_digest"} for row in rows]
+
+
+@pytest.mark.slow  # five protocol processes: about 1.5 minutes on 2 cores
+def test_killed_protocol_resumes_to_the_uninterrupted_result(tmp_path):
+    config = str(write_config(tmp_path, write_dataset(tmp_path / "data"), dropout=0.1, val_fraction=0.0))
+    command = ["-c", config, "--mode", "protocol", "--splits", "2"]
+    reference = tmp_path / "reference"
+    uninterrupted = start("none", *command, "--set", f"callback_path='{reference}/'")
+    report = tmp_path / "run" / "protocol"
+    first, second = report / "split_0", report / "split_1"
+    # heads in turn (CPU): one training forward per split and step, so epoch 1 takes every split's batches
+    cpu = Runtime(torch.device("cpu"))
+    first_epoch = sum(len(training_data(split.config.data, cpu).train) // split.config.batch_size
+                      for split in plan_protocol(load_config(config), 2))
+    schedule = [  # (fault, what is on disk afterwards)
+        (f"forward:{first_epoch + 2}", lambda: epochs(first) == epochs(second) == {1}),  # in epoch 2
+        ("after_rename:checkpoints_2.ckpt", lambda: epochs(first) == {1, 2} and epochs(second) == {1}),
+        ("after_rename:protocol_split.json",
+         lambda: (first / "protocol_split.json").is_file() and not (second / "protocol_split.json").exists()),
+    ]
+    for fault, state in schedule:
+        assert finish(start(fault, *command))[0] == -signal.SIGKILL, fault
+        assert state(), fault
+    assert finish(start("none", *command))[0] == 0
+    assert finish(uninterrupted)[0] == 0
+
+    assert table(report) == table(reference / "protocol")
+    for split in ("split_0", "split_1"):
+        ours = torch.load(report / split / FINAL, weights_only=True)["model_state_dict"]
+        theirs = torch.load(reference / "protocol" / split / FINAL, weights_only=True)["model_state_dict"]
+        for name, tensor in theirs.items():
+            assert torch.equal(ours[name], tensor), (split, name)
