@@ -57,8 +57,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--distorted", type=Path, help="predict: a distorted image or a folder, matched by name")
     parser.add_argument("--pairs", type=Path, metavar="CSV", help="predict: a CSV of pairs (columns reference, "
                         "distorted; paths relative to the CSV's folder) instead of --reference/--distorted")
-    parser.add_argument("--output", type=Path, help="predict: write a CSV here (rows appear in OUTPUT.partial as "
-                        "they are scored) instead of printing a table")
+    parser.add_argument("--output", type=Path, help="predict: write a CSV here (rows appear in "
+                        "OUTPUT.<pid>.<random>.partial as they are scored) instead of printing a table")
     parser.add_argument("--skip-bad", dest="skip_bad", action="store_true",
                         help="predict: score the pairs that can be scored, list the others (default: stop on any)")
     parser.add_argument("--device", help="predict: where to score, e.g. cuda:1 or cpu (default: the first GPU, "

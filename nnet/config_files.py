@@ -25,6 +25,7 @@ from pathlib import Path
 
 from nnet.config import CONFIG_CLASSES, Config, did_you_mean
 from nnet.errors import ConfigError
+from nnet.fileio import note_inputs
 
 PACKAGE_FOLDER = Path(__file__).resolve().parent
 CHECKOUT_CONFIGS = PACKAGE_FOLDER.parent / "configs"  # the repository's configs/, when running from a checkout
@@ -78,6 +79,7 @@ def load_config(reference: str | os.PathLike) -> Config:
     ``<file>:<line>:``.
     """
     path = find_config(reference)
+    note_inputs(path)
     filename = str(path)
     tree = _parse(path)
     with _folder_package(path.parent) as package:

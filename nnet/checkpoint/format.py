@@ -36,7 +36,7 @@ from nnet.checkpoint.upstream import convert_upstream_state_dict, is_upstream_st
 from nnet.data.batches.pixels import PIXEL_NORMALIZATION
 from nnet.data.score_scale import ScoreScale
 from nnet.errors import CheckpointError, preview
-from nnet.fileio import atomic_write
+from nnet.fileio import atomic_write, note_inputs
 from nnet.models.iqa import ARCHITECTURES, FullReferenceIQA, build_model
 from nnet.version import __version__
 
@@ -117,6 +117,7 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found; check the path (per-epoch files are named "
                               "checkpoints_<epoch>.ckpt)")
+    note_inputs(path)
     check_archive(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=not trust)

@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image
 
 from nnet.errors import DataError
+from nnet.fileio import note_inputs
 
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
@@ -13,6 +14,7 @@ DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 def load_rgb(path: str | os.PathLike) -> np.ndarray:
     """Fully decode ``path`` to uint8 ``[H, W, 3]``; grayscale, RGBA, palette, CMYK and 16-bit
     images are converted (alpha is dropped). Truncated files are errors, never padded."""
+    note_inputs(path)
     try:
         with Image.open(path) as image:
             image.load()
@@ -32,6 +34,7 @@ def read_size(path: str | os.PathLike, decode: bool = False) -> tuple[int, int]:
     if decode:
         height, width, _ = load_rgb(path).shape
         return width, height
+    note_inputs(path)
     try:
         with Image.open(path) as image:
             return image.size

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnet.data.problems import ProblemList
+from nnet.fileio import note_inputs
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # line breaks, tabs, terminal escapes…
 FORMAT_HINT = "expected 'name,score' with a plain file name, e.g. 'A0001_00_00.bmp,1500.1234'"
@@ -42,6 +43,7 @@ def read_label_files(paths: Iterable[Path], problems: ProblemList) -> dict[str, 
 
 
 def _parse_label_file(path: Path, problems: ProblemList) -> Iterable[tuple[str, Label]]:
+    note_inputs(path)
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as error:

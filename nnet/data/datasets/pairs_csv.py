@@ -15,6 +15,7 @@ from nnet.data.datasets.labels import CONTROL_CHARACTERS, parse_score, printable
 from nnet.data.problems import ProblemList
 from nnet.data.records import PairRecord
 from nnet.errors import DataError
+from nnet.fileio import note_inputs
 
 REFERENCE_COLUMNS = ("ref_name", "hq_name", "ref_img", "ref", "reference", "ref_path",
                      "reference_path", "ref_image", "reference_image", "reference_name")
@@ -155,6 +156,7 @@ class _Folder:
 def read_csv_rows(csv_path: Path) -> list[tuple[int, list[str]]]:
     """``(line number, fields)`` of every row, the header first."""
     rows = []
+    note_inputs(csv_path)
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)

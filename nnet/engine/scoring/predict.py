@@ -4,8 +4,8 @@ through the metric API (:mod:`nnet.engine.scoring.metric`).
 Pairs come from two files, two folders or a CSV (:func:`collect_pairs`). Every pair's image headers
 are checked before anything is scored, and all problems are reported together; with ``skip_bad`` the
 pairs that cannot be scored are listed instead and the rest are scored. Rows are written as they are
-scored: to ``<output>.partial``, flushed after every group of pairs that share a reference and renamed
-to ``<output>`` at the end (a failure or a kill leaves the rows scored so far in the ``.partial`` file),
+scored: to ``<output>.<pid>.<random>.partial``, flushed after every group of pairs that share a reference and renamed
+to ``<output>`` at the end (a failure or a kill leaves the rows scored so far in that file),
 or printed as a table.
 """
 
@@ -33,7 +33,7 @@ from nnet.data.records import PairRecord, group_indices
 from nnet.engine.preflight import REPORT_BYTES, check_output_folder
 from nnet.engine.scoring.metric import FullReferenceMetric
 from nnet.errors import ConfigError, DataError, OutputError, preview
-from nnet.fileio import partial_path, progressive_write
+from nnet.fileio import check_output, note_inputs, progressive_write
 
 log = logging.getLogger(__name__)
 NAME_SEPARATORS = "_-."  # what may follow a reference's name in a distorted image's name
@@ -134,6 +134,8 @@ def predict_to_output(checkpoint: Path, pairs: Sequence[PairRecord], output: Pat
     if output is not None:
         if output.is_dir():
             raise OutputError(f"{output}: is a folder; set --output to a file, e.g. {output / 'scores.csv'}")
+        note_inputs(checkpoint, *(path for pair in pairs for path in (pair.reference, pair.distorted)))
+        check_output(output)  # before anything is loaded or scored
         check_output_folder(output.parent, REPORT_BYTES, "--output")
     return score_pairs(FullReferenceMetric(checkpoint, device, precision, trust), pairs, output, skip_bad, stdout)
 
@@ -234,7 +236,7 @@ def _decoded_groups(pairs: Sequence[PairRecord], groups: list[list[int]], skippe
 
 
 class _CsvRows:
-    """Rows of ``OUTPUT_COLUMNS`` to ``handle`` (``<output>.partial``), flushed per group; scores at full
+    """Rows of ``OUTPUT_COLUMNS`` to ``handle`` (the output's partial file), flushed per group; scores at full
     precision, so that they read back as the metric's float64 exactly."""
 
     def __init__(self, handle: TextIO, output: Path) -> None:
@@ -250,7 +252,7 @@ class _CsvRows:
         self.count += len(rows)
 
     def kept(self) -> str:
-        return f"the {self.count} rows written before it are in {partial_path(self.output)}"
+        return f"the {self.count} rows written before it are in {self.handle.name}"
 
 
 class _TableRows:
