@@ -345,12 +345,14 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", trust: bool
     The model's ``score_scale`` (a :class:`ScoreScale`) maps its normalised outputs to scores on
     the scale it was trained on (see :func:`score_scale_of`); ``provenance`` says how its trunk and
     training data were made (:func:`provenance_of`; a demo-like model is warned about once per
-    process); ``checkpoint_digest`` identifies the file's content (None for files without a digest).
+    process); ``checkpoint_digest`` identifies the file's content (None for files without a digest),
+    ``checkpoint_path`` the file.
     """
     checkpoint = read_checkpoint(path, trust=trust)
     model = model_from_checkpoint(checkpoint, path)
     model.score_scale = score_scale_of(checkpoint, path)
     model.checkpoint_digest = checkpoint.get(DIGEST_FIELD)
+    model.checkpoint_path = Path(path)
     warning = toy_model_warning(model.provenance, path)
     if warning and warning not in _WARNED:
         _WARNED.add(warning)

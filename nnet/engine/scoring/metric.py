@@ -33,7 +33,7 @@ from nnet.data.pair_checks import pair_size_problem
 from nnet.data.records import group_indices
 from nnet.engine.distributed import choose_device
 from nnet.engine.precision import scoring_precision
-from nnet.engine.scoring.scorer import TenCropScorer
+from nnet.engine.scoring.scorer import TenCropScorer, check_plausible
 from nnet.errors import CheckpointError, DataError
 from nnet.registry import checkpoint_file
 
@@ -105,14 +105,20 @@ class FullReferenceMetric(nn.Module):
             self._check_pair(image, ref, index)
         runs = group_indices([item.key for item in reference_images], consecutive=True)
         return torch.cat([self.score_checked(reference_images[run[0]].pixels,
-                                             _stacked([distorted_images[index].pixels for index in run]))
+                                             _stacked([distorted_images[index].pixels for index in run]),
+                                             [distorted_images[index].label for index in run])
                           for run in runs])
 
-    def score_checked(self, reference: torch.Tensor, distorted: torch.Tensor) -> torch.Tensor:
+    def score_checked(self, reference: torch.Tensor, distorted: torch.Tensor,
+                      names: Sequence[str] | None = None) -> torch.Tensor:
         """Scores (float64 ``[k]`` on the CPU, on the checkpoint's scale) of ``k`` distorted images ``[k, 3, H, W]``
         against one reference ``[3, H, W]`` whose sizes were checked already (``--mode predict`` checks
-        every pair once, from the file headers)."""
-        return self.scale.denormalize(self.scorer.score_group(reference, distorted).cpu())
+        every pair once, from the file headers). Raises ImplausibleScores, naming the images by ``names``
+        (default: their positions), when a score is NaN, infinite or absurd."""
+        normalized = self.scorer.score_group(reference, distorted).cpu()
+        check_plausible(normalized, names or [f"distorted[{index}]" for index in range(len(distorted))],
+                        self.scorer.source)
+        return self.scale.denormalize(normalized)
 
     def _check_pair(self, distorted: "LabelledPixels", reference: "LabelledPixels", index: int) -> None:
         problem = pair_size_problem(reference.label, distorted.label, reference.pixels.shape[:0:-1],

@@ -183,8 +183,8 @@ def score_pairs(metric: FullReferenceMetric, pairs: Sequence[PairRecord], output
                     log.warning("skipping %s: %s", pairs[index].name, pixels)
                     skipped[index] = pixels
             scorable = [index for index in members if index not in skipped]
-            scores = metric.score_checked(reference, torch.stack([distorted[index] for index in scorable])).tolist() \
-                if scorable else []
+            scores = metric.score_checked(reference, torch.stack([distorted[index] for index in scorable]),
+                                          [pairs[index].name for index in scorable]).tolist() if scorable else []
             by_index = dict(zip(scorable, scores, strict=True))
             rows.write([(pairs[index], by_index.get(index), skipped.get(index, "")) for index in members])
             bar.update(len(members))

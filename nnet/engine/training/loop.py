@@ -34,7 +34,7 @@ from nnet.engine.precision import Precision, scoring_precision, training_precisi
 from nnet.engine.preflight import CHECKPOINT_BYTES, check_output_folder
 from nnet.engine.run_data import TrainingData, record_split, training_data
 from nnet.engine.scoring.reports import describe_report, evaluation_report
-from nnet.engine.scoring.scorer import TenCropScorer
+from nnet.engine.scoring.scorer import ImplausibleScores, TenCropScorer
 from nnet.engine.training.backbone_weights import prepare_backbone
 from nnet.engine.training.batches import TrainingBatches
 from nnet.engine.training.graphs import GraphedTrainingStep
@@ -42,10 +42,13 @@ from nnet.engine.training.logbook import Logbook
 from nnet.engine.training.lookahead import TrunkLookahead, lookahead_batches
 from nnet.engine.training.seeding import rng_state, seed_everything
 from nnet.engine.training.step import BatchOutcome, HeadOnly, TrainingStep, build_optimizer
-from nnet.errors import CheckpointError, IQAError
+from nnet.errors import CheckpointError, IQAError, preview
 from nnet.models import FullReferenceIQA, build_model
 
 log = logging.getLogger(__name__)
+# The head's weights stay within about ±10 in training; one beyond this bound means the run diverged (e.g. lr=1e30),
+# even though every loss so far was finite.
+MAX_TRAINED_WEIGHT = 1e6
 
 
 class TrainingDiverged(IQAError):
@@ -208,10 +211,15 @@ def train(config: Config, runtime: Runtime, resume_path: Path | None = None, tru
             logbook.scalars({"epoch_loss": metrics["loss"], "pairs_per_s": metrics["pairs_per_s"],
                              "lr": trainer.step.optimizer.param_groups[0]["lr"]}, optimizer_steps, "train")
             if data.validation and (epoch % config.eval_period == 0 or epoch == config.epochs):
-                metrics.update(validate(network, data, config, runtime, logbook, optimizer_steps))
+                try:
+                    metrics.update(validate(network, data, config, runtime, logbook, optimizer_steps))
+                except ImplausibleScores as error:
+                    raise TrainingDiverged(f"validation after epoch {epoch}: {error}; the last good checkpoint is "
+                                           f"kept in {config.callback_path}: lower optimizer.lr") from None
             if runtime.is_main:
                 log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
             if epoch % config.saving_period == 0 or epoch == config.epochs:
+                check_weights(network, epoch, config)  # a diverged model is never saved as a good checkpoint
                 last = checkpoint_path(config, epoch)
                 if runtime.is_main:
                     save_checkpoint(last, build_checkpoint(
@@ -221,6 +229,16 @@ def train(config: Config, runtime: Runtime, resume_path: Path | None = None, tru
     finally:
         logbook.close()
     return last
+
+
+def check_weights(network: FullReferenceIQA, epoch: int, config: Config) -> None:
+    """Raise :class:`TrainingDiverged` when a trained weight is NaN, infinite or beyond ``MAX_TRAINED_WEIGHT``."""
+    diverged = [name for name, parameter in network.named_parameters() if parameter.requires_grad
+                and not bool(parameter.detach().abs().le(MAX_TRAINED_WEIGHT).all())]  # NaN fails le() too
+    if diverged:
+        raise TrainingDiverged(f"after epoch {epoch}, {len(diverged)} trained weights are NaN, infinite or beyond "
+                               f"{MAX_TRAINED_WEIGHT:.0e} ({preview(diverged)}): training diverged; the last good "
+                               f"checkpoint is kept in {config.callback_path}: lower optimizer.lr")
 
 
 def _wrapped_head(network: FullReferenceIQA, config: Config, runtime: Runtime, use_graphs: bool) -> nn.Module:
