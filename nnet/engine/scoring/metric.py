@@ -174,7 +174,7 @@ def _as_pixels(image: ImageInput, name: str) -> list[LabelledPixels]:
     if isinstance(image, (str, os.PathLike)):
         return [LabelledPixels(chw_pixels(load_rgb(image)), os.fspath(image), os.fspath(image))]
     if isinstance(image, Image.Image):
-        return [LabelledPixels(chw_pixels(rgb_array(image)), name, id(image))]
+        return [LabelledPixels(chw_pixels(rgb_array(image, name)), name, id(image))]
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise DataError(f"{name}: a numpy array must be uint8 [H, W, 3], got {image.dtype} {list(image.shape)}; "
