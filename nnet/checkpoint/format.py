@@ -31,7 +31,13 @@ import timm
 import torch
 from torch import nn
 
-from nnet.checkpoint.integrity import DIGEST_FIELD, check_archive, content_digest, verify_digest
+from nnet.checkpoint.integrity import (
+    DIGEST_FIELD,
+    check_archive,
+    content_digest,
+    require_checkable,
+    verify_digest,
+)
 from nnet.checkpoint.upstream import convert_upstream_state_dict, is_upstream_state_dict, strip_distributed_prefix
 from nnet.data.batches.pixels import PIXEL_NORMALIZATION
 from nnet.data.score_scale import ScoreScale
@@ -118,7 +124,7 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
         raise CheckpointError(f"{path}: checkpoint not found; check the path (per-epoch files are named "
                               "checkpoints_<epoch>.ckpt)")
     note_inputs(path)
-    check_archive(path)
+    zipped = check_archive(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as error:
@@ -140,9 +146,12 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
                for key, value in checkpoint["model_state_dict"].items()):
         raise CheckpointError(f"{path}: 'model_state_dict' holds entries other than named tensors; the file was "
                               "edited or damaged: use an unmodified checkpoint")
+    version = checkpoint.get("format_version")
+    if not zipped:
+        require_checkable(path, has_digest=checkpoint.get("format") == FORMAT and isinstance(version, int)
+                          and version >= 2)
     if checkpoint.get("format") != FORMAT:
         return checkpoint  # the original code's format
-    version = checkpoint.get("format_version")
     if isinstance(version, int) and version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: written by a newer nnet (checkpoint format {version}, this one reads up to "
