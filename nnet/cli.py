@@ -19,6 +19,7 @@ from pathlib import Path
 from nnet.config import CROSS_DATASET_OUTPUT, SCORED_SPLITS
 from nnet.config_files import config_names
 from nnet.errors import ConfigError, IQAError
+from nnet.fileio import guarding_inputs
 from nnet.version import __version__
 
 MODES = ("training", "swa", "evaluation", "generation", "predict", "pipeline", "cross-dataset")
@@ -96,6 +97,7 @@ def check_swa_options(args: argparse.Namespace) -> None:
         raise ConfigError(f"--swa_epochs_list {listed}: epochs count from 1; list epochs of 1 or more")
 
 
+@guarding_inputs()  # no output of the run may overwrite one of its inputs (nnet.fileio)
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default: sys.argv); 0 on success, 2 on bad input (one ``error:`` line)."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S", level=logging.INFO)

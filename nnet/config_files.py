@@ -79,6 +79,9 @@ def load_config(reference: str | os.PathLike) -> Config:
     ``<file>:<line>:``.
     """
     path = find_config(reference)
+    if path.suffix != ".py":
+        raise ConfigError(f"{path}: not a config file of nnet's kind (Python, .py); a config is a Python file that "
+                          "ends with config = Config(...), e.g. configs/PIPAL/IQA_Conformer.py: write one like it")
     note_inputs(path)
     filename = str(path)
     tree = _parse(path)

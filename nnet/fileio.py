@@ -3,10 +3,10 @@
 Every file nnet writes goes through :func:`atomic_write` or :func:`progressive_write`, and both obey
 one rule (:func:`check_output`): an output path is either absent or a regular file that is not one of
 the process's inputs. A device (``/dev/null``), a FIFO, a socket, a folder or a symbolic link is
-refused, since renaming a file over it would replace it; so is a file this process read as an input
-(:func:`note_inputs`: configs, checkpoints, label files, images), by device and inode, so that hard
-links and other spellings of its path count too. The rule is checked when the write starts and again
-just before the rename.
+refused, since renaming a file over it would replace it; so is, during a command-line run
+(:func:`guarding_inputs`), a file the run read as an input (:func:`note_inputs`: configs,
+checkpoints, label files, images), by device and inode, so that hard links and other spellings of
+its path count too. The rule is checked when the write starts and again just before the rename.
 
 Temporary and partial files are created with ``O_CREAT | O_EXCL | O_NOFOLLOW`` under a name unique to
 the process (``.<name>.<random>.tmp``, ``<name>.<pid>.<random>.partial``): a link planted at such a
@@ -30,7 +30,7 @@ from nnet.errors import OutputError
 PARTIAL_SUFFIX = ".partial"
 _KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))
-_inputs: dict[tuple[int, int], Path] = {}  # (device, inode) of every file this process read as an input
+_inputs: dict[tuple[int, int], Path] | None = None  # (device, inode) → path of the guarded run's inputs
 _inputs_lock = threading.Lock()
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
 _NAME_ATTEMPTS = 100
@@ -67,16 +67,34 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     _fsync_directory(path.parent)
 
 
+@contextlib.contextmanager
+def guarding_inputs() -> Iterator[None]:
+    """While active (the command line's whole run; usable as a decorator), the inputs given to
+    :func:`note_inputs` are refused as outputs; they are forgotten afterwards, so that a library user may
+    later overwrite a file that an earlier call read."""
+    global _inputs
+    with _inputs_lock:
+        outer, _inputs = _inputs, {}
+    try:
+        yield
+    finally:
+        with _inputs_lock:
+            _inputs = outer
+
+
 def note_inputs(*paths: str | os.PathLike) -> None:
-    """Remember ``paths`` as inputs of this process: :func:`check_output` refuses to write over them.
-    Paths that do not exist (yet) are skipped."""
+    """Remember ``paths`` as inputs of the guarded run (:func:`guarding_inputs`; outside one, nothing is
+    remembered): :func:`check_output` refuses to write over them. Paths that do not exist are skipped."""
+    if _inputs is None:
+        return
     for path in paths:
         try:
             status = os.stat(path)
         except (OSError, ValueError):
             continue
         with _inputs_lock:
-            _inputs[(status.st_dev, status.st_ino)] = Path(path)
+            if _inputs is not None:
+                _inputs[(status.st_dev, status.st_ino)] = Path(path)
 
 
 def check_output(path: str | os.PathLike) -> None:
@@ -94,7 +112,7 @@ def check_output(path: str | os.PathLike) -> None:
         raise OutputError(f"{path}: is {kind}, not a regular file; outputs are complete files renamed into place, "
                           "which would replace it: give the path of a new or regular file")
     with _inputs_lock:
-        source = _inputs.get((status.st_dev, status.st_ino))
+        source = None if _inputs is None else _inputs.get((status.st_dev, status.st_ino))
     if source is not None and _same_file(source, status):
         same = "" if os.path.abspath(source) == os.path.abspath(path) else f" (the same file as {source})"
         raise OutputError(f"{path}: is an input of this run{same}; writing it would destroy the input: give "

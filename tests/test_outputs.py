@@ -22,7 +22,14 @@ from nnet.data.synthetic import writer
 from nnet.engine.run_lock import folder_lock
 from nnet.engine.scoring.reports import save_evaluation
 from nnet.errors import OutputError
-from nnet.fileio import atomic_write, atomic_write_text, check_output, note_inputs, progressive_write
+from nnet.fileio import (
+    atomic_write,
+    atomic_write_text,
+    check_output,
+    guarding_inputs,
+    note_inputs,
+    progressive_write,
+)
 from nnet.plots import save_scatter
 
 VICTIM_TEXT = "precious data\n"
@@ -95,19 +102,22 @@ def test_every_writer_refuses_an_input_of_the_run_under_any_name(writer_name, tm
     source = tmp_path / "input.dat"
     source.write_text(VICTIM_TEXT)
     os.link(source, tmp_path / "hard-link.dat")
-    note_inputs(source)
-    for target in (source, tmp_path / "hard-link.dat", tmp_path / "." / "input.dat"):
-        with pytest.raises(OutputError, match=rf"^{target}: is an input of this run.*give another output path"):
-            WRITERS[writer_name](target)
+    with guarding_inputs():
+        note_inputs(source)
+        for target in (source, tmp_path / "hard-link.dat", tmp_path / "." / "input.dat"):
+            with pytest.raises(OutputError, match=rf"^{target}: is an input of this run.*give another output path"):
+                WRITERS[writer_name](target)
     assert source.read_text() == VICTIM_TEXT
+    WRITERS[writer_name](source)  # after the run, a library user may overwrite what it read
 
 
 def test_a_deleted_input_no_longer_blocks_a_file_that_reuses_its_inode(tmp_path):
     source = tmp_path / "input.dat"
     source.write_text("x")
-    note_inputs(source)
-    source.rename(tmp_path / "moved.dat")  # same inode, but no longer named by the recorded path
-    atomic_write_text(tmp_path / "moved.dat", "replaced")
+    with guarding_inputs():
+        note_inputs(source)
+        source.rename(tmp_path / "moved.dat")  # same inode, but no longer named by the recorded path
+        atomic_write_text(tmp_path / "moved.dat", "replaced")
     assert (tmp_path / "moved.dat").read_text() == "replaced"
 
 

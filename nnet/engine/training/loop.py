@@ -189,13 +189,14 @@ def train(config: Config, runtime: Runtime, resume_path: Path | None = None, tru
         log.info("training on %d pairs (%d references), validating on %d pairs",
                  len(data.train), len({r.reference_name for r in data.train}), len(data.validation))
     resume = read_checkpoint(resume_path, trust=trust) if resume_path is not None else None
+    # Before the model: its size grows with the crop, which must first be checked against the images.
+    batches = TrainingBatches(data, config, runtime)
     network = prepare_model(config, data, runtime, resume, resume_path)
     trainer = build_trainer(network, config, runtime)
     first_epoch, optimizer_steps = 1, 0
     if resume is not None:
         first_epoch, optimizer_steps = _restore_training_state(resume, resume_path, trainer.step.optimizer,
                                                                trainer.step.scaler)
-    batches = TrainingBatches(data, config, runtime)
     record_split(config, data, runtime, resuming=resume_path is not None)
     logbook = Logbook(Path(config.callback_path) / "logs" if runtime.is_main else None)
     if runtime.is_main:
