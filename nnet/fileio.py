@@ -103,7 +103,7 @@ def check_output(path: str | os.PathLike) -> None:
     path = Path(path)
     try:
         status = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing there to destroy; the folder's own check reports it
         return
     except OSError as error:
         raise OutputError(_cannot_write(path, error)) from error
