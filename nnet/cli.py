@@ -21,6 +21,7 @@ from pathlib import Path
 from nnet.config import CROSS_DATASET_OUTPUT, SCORED_SPLITS
 from nnet.config_files import config_names
 from nnet.errors import ConfigError, IQAError
+from nnet.fileio import guarding_inputs
 from nnet.version import __version__
 
 MODES = ("training", "swa", "evaluation", "generation", "predict", "pipeline", "cross-dataset", "protocol", "export")
@@ -66,8 +67,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--distorted", type=Path, help="predict: a distorted image or a folder, matched by name")
     parser.add_argument("--pairs", type=Path, metavar="CSV", help="predict: a CSV of pairs (columns reference, "
                         "distorted; paths relative to the CSV's folder) instead of --reference/--distorted")
-    parser.add_argument("--output", type=Path, help="predict: write a CSV here (rows appear in OUTPUT.partial as "
-                        "they are scored) instead of printing a table; export: the .onnx file to write")
+    parser.add_argument("--output", type=Path, help="predict: write a CSV here (rows appear in "
+                        "OUTPUT.<pid>.<random>.partial as they are scored) instead of printing a table; export: the "
+                        ".onnx file to write")
     parser.add_argument("--input-dtype", dest="input_dtype", choices=("uint8", "float32"),
                         help="export: the pixels the ONNX graph takes, uint8 0..255 or float32 in [0, 1] "
                         "(default: uint8)")
@@ -133,6 +135,7 @@ def check_scoring_options(args: argparse.Namespace) -> None:
         raise ConfigError(f"--stride {args.stride}: give a positive number of pixels, at most the crop size")
 
 
+@guarding_inputs()  # no output of the run may overwrite one of its inputs (nnet.fileio)
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default: sys.argv); 0 on success, 2 on bad input (one ``error:`` line)."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S", level=logging.INFO)

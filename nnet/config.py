@@ -239,6 +239,8 @@ class Config:
     def __post_init__(self) -> None:
         _check_field_types(self)
         _check(self, "name", bool(self.name.strip()), "must not be empty")
+        for name in ("callback_path", "generation_path"):  # "" would be the working folder, not a run folder
+            _check(self, name, bool(getattr(self, name).strip()), "must name a folder, e.g. 'callbacks/my_run/'")
         _check_choice(self, "precision", PRECISIONS)
         _check_choice(self, "inference_precision", ("fp32", "tf32", *PRECISIONS))
         for name in ("epochs", "batch_size", "accumulated_steps", "saving_period", "eval_period", "batch_size_eval"):

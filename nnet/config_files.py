@@ -25,6 +25,7 @@ from pathlib import Path
 
 from nnet.config import CONFIG_CLASSES, Config, did_you_mean
 from nnet.errors import ConfigError
+from nnet.fileio import note_inputs
 
 PACKAGE_FOLDER = Path(__file__).resolve().parent
 CHECKOUT_CONFIGS = PACKAGE_FOLDER.parent / "configs"  # the repository's configs/, when running from a checkout
@@ -78,6 +79,10 @@ def load_config(reference: str | os.PathLike) -> Config:
     ``<file>:<line>:``.
     """
     path = find_config(reference)
+    if path.suffix != ".py":
+        raise ConfigError(f"{path}: not a config file of nnet's kind (Python, .py); a config is a Python file that "
+                          "ends with config = Config(...), e.g. configs/PIPAL/IQA_Conformer.py: write one like it")
+    note_inputs(path)
     filename = str(path)
     tree = _parse(path)
     with _folder_package(path.parent) as package:

@@ -165,3 +165,34 @@ def test_an_edited_provenance_is_refused(tiny_model, tmp_path):
     path = save_checkpoint(tmp_path / "edited.ckpt", checkpoint)  # a valid digest of an invalid value
     with pytest.raises(CheckpointError, match="invalid provenance"):
         nnet.load_model(path)
+
+
+def save_legacy(path, content):
+    """``content`` in torch's legacy (non-zip) container, which has no CRCs."""
+    torch.save(content, path, _use_new_zipfile_serialization=False)
+    assert not zipfile.is_zipfile(path)
+    return path
+
+
+def test_a_legacy_container_loads_when_its_digest_covers_it_and_a_flipped_bit_is_refused(saved, tmp_path):
+    checkpoint = torch.load(saved, weights_only=True)
+    legacy = save_legacy(tmp_path / "legacy.ckpt", checkpoint)
+    assert read_checkpoint(legacy)["digest"] == checkpoint["digest"]
+    data = bytearray(legacy.read_bytes())
+    data[-2000] ^= 0x40  # inside the last tensor's bytes: the legacy format stores tensors after the pickle
+    legacy.write_bytes(data)
+    with pytest.raises(CheckpointError, match=r"integrity check failed"):
+        read_checkpoint(legacy)
+
+
+@pytest.mark.parametrize("content", ["original", "format1"])
+def test_a_legacy_container_without_a_digest_is_refused_with_the_resave_command(content, saved, tmp_path):
+    checkpoint = torch.load(saved, weights_only=True)
+    if content == "original":
+        checkpoint = {"model_state_dict": checkpoint["model_state_dict"], "model_step": 3}
+    else:
+        checkpoint = {**{key: value for key, value in checkpoint.items() if key != "digest"}, "format_version": 1}
+    legacy = save_legacy(tmp_path / "legacy.ckpt", checkpoint)
+    with pytest.raises(CheckpointError, match=rf"^{legacy}: saved in torch's legacy \(non-zip\) format, which has no "
+                       r"checksums, and it holds no integrity digest.*re-save it in the zip format"):
+        read_checkpoint(legacy)

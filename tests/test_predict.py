@@ -4,6 +4,7 @@ run fails late, --device, the progress bar, and files created with the user's um
 import csv
 import io
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -173,7 +174,7 @@ def test_skip_bad_still_fails_when_no_pair_can_be_scored(tmp_path, checkpoint, c
     assert run(checkpoint, "--reference", tmp_path / "ref.png", "--distorted", tmp_path / "dist.png",
                "--skip-bad", "--output", tmp_path / "scores.csv") == 2
     assert "differs from its reference" in capsys.readouterr().err
-    assert not (tmp_path / "scores.csv").exists() and not (tmp_path / "scores.csv.partial").exists()
+    assert not (tmp_path / "scores.csv").exists() and not list(tmp_path.glob("scores.csv*.partial"))
 
 
 def truncated_late(tmp_path: Path) -> Path:
@@ -193,16 +194,18 @@ def test_a_run_that_fails_late_keeps_the_rows_scored_before(tmp_path, checkpoint
     assert run(checkpoint, "--pairs", pairs_csv, "--output", output) == 2
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert f"{tmp_path / 'b_2.png'}: cannot decode image" in line and "or pass --skip-bad" in line
-    assert f"the 3 rows written before it are in {output}.partial" in line
+    [partial] = tmp_path.glob("scores.csv.*.partial")
+    assert re.fullmatch(rf"scores\.csv\.{os.getpid()}\.[0-9a-f]{{12}}\.partial", partial.name)
+    assert f"the 3 rows written before it are in {partial}" in line
     assert not output.exists()
-    rows = read_rows(tmp_path / "scores.csv.partial")
+    rows = read_rows(partial)
     assert [row["distorted"] for row in rows] == ["a_1.png", "a_2.png", "b_1.png"]
     assert float(rows[2]["score"]) == metric(tmp_path / "b_1.png", tmp_path / "b.png").item()
 
     predict.score_pairs(metric, predict.pairs_from_csv(pairs_csv), output, skip_bad=True)  # skipped instead
     rows = read_rows(output)
     assert rows[3]["score"] == "" and "cannot decode image" in rows[3]["problem"] and rows[2]["score"]
-    assert not (tmp_path / "scores.csv.partial").exists()
+    assert list(tmp_path.glob("scores.csv.*.partial")) == [partial]  # only the failed run's partial file
 
 
 def test_rows_reach_the_file_group_by_group_and_a_reference_is_shared_within_a_group(tmp_path, metric, monkeypatch):
@@ -214,9 +217,10 @@ def test_rows_reach_the_file_group_by_group_and_a_reference_is_shared_within_a_g
     calls = []
     score = FullReferenceMetric.score_checked
 
-    def spy(self, reference, distorted):
-        calls.append((len(distorted), len(read_rows(predict.partial_path(output)))))  # rows on disk before it
-        return score(self, reference, distorted)
+    def spy(self, reference, distorted, names):
+        [partial] = tmp_path.glob("scores.csv.*.partial")
+        calls.append((len(distorted), len(read_rows(partial))))  # rows on disk before it
+        return score(self, reference, distorted, names)
 
     monkeypatch.setattr(predict, "PAIRS_PER_CALL", 2)
     monkeypatch.setattr(FullReferenceMetric, "score_checked", spy)

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -160,3 +161,42 @@ def test_a_full_disk_leaves_the_old_checkpoint_and_no_partial_file(tiny_config, 
     assert (run / "checkpoints_1.ckpt").read_bytes() == first  # … and leaves the old file as it was
     assert sorted(path.name for path in run.glob("*.ckpt")) == ["checkpoints_1.ckpt"]
     assert not list(run.rglob("*.tmp"))
+
+
+def test_a_config_that_is_not_python_is_one_line(tmp_path, capsys):
+    (tmp_path / "config.yaml").write_text("name: x\nepochs: 3\n")  # valid Python annotations, too
+    assert main.main(["-c", str(tmp_path / "config.yaml")]) == 2
+    assert error_line(capsys) == (f"error: {tmp_path / 'config.yaml'}: not a config file of nnet's kind (Python, "
+                                  ".py); a config is a Python file that ends with config = Config(...), e.g. "
+                                  "configs/PIPAL/IQA_Conformer.py: write one like it")
+
+
+@pytest.mark.parametrize("field", ["callback_path", "generation_path"])
+def test_an_empty_run_folder_is_refused(field, tiny_config, tmp_path, capsys):
+    assert main.main(["-c", str(tiny_config()), "--set", f'{field}=""']) == 2
+    assert error_line(capsys).endswith(f"Config.{field}: must name a folder, e.g. 'callbacks/my_run/', got ''")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["tiny.py"]
+
+
+def test_a_crop_larger_than_the_images_is_refused_before_the_model_is_built(tiny_config, monkeypatch, capsys):
+    from nnet.engine.training import loop
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was built before the crop was checked")
+
+    monkeypatch.setattr(loop, "build_model", no_model)
+    assert main.main(["-c", str(tiny_config()), "--set", "data.crop_size=100000"]) == 2
+    assert "80x80 is smaller than the 100000x100000 crop; use a crop size ≤ 80" in capsys.readouterr().err
+
+
+def test_the_metric_takes_flipped_numpy_views_and_refuses_an_unknown_precision(tiny_model, tmp_path):
+    from nnet.engine.scoring.metric import create_metric
+    from nnet.errors import ConfigError
+
+    checkpoint = save_checkpoint(tmp_path / "m.ckpt", build_checkpoint(tiny_model("IQA_Conformer"), ScoreScale()))
+    metric = create_metric("iqa_conformer", checkpoint, device="cpu")
+    reference = np.random.default_rng(0).integers(0, 256, (72, 80, 3), dtype=np.uint8)
+    for view in (reference[:, :, ::-1], np.fliplr(reference)):
+        assert torch.equal(metric(view, reference), metric(np.ascontiguousarray(view), reference))
+    with pytest.raises(ConfigError, match=r"precision='int8': not a precision; use one of fp32, tf32, fp16, bf16$"):
+        create_metric("iqa_conformer", checkpoint, device="cpu", precision="int8")

@@ -31,12 +31,18 @@ import timm
 import torch
 from torch import nn
 
-from nnet.checkpoint.integrity import DIGEST_FIELD, check_archive, content_digest, verify_digest
+from nnet.checkpoint.integrity import (
+    DIGEST_FIELD,
+    check_archive,
+    content_digest,
+    require_checkable,
+    verify_digest,
+)
 from nnet.checkpoint.upstream import convert_upstream_state_dict, is_upstream_state_dict, strip_distributed_prefix
 from nnet.data.batches.pixels import PIXEL_NORMALIZATION
 from nnet.data.score_scale import ScoreScale
 from nnet.errors import CheckpointError, preview
-from nnet.fileio import atomic_write
+from nnet.fileio import atomic_write, note_inputs
 from nnet.models.iqa import ARCHITECTURES, FullReferenceIQA, build_model
 from nnet.version import __version__
 
@@ -117,7 +123,8 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found; check the path (per-epoch files are named "
                               "checkpoints_<epoch>.ckpt)")
-    check_archive(path)
+    note_inputs(path)
+    zipped = check_archive(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as error:
@@ -139,9 +146,12 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
                for key, value in checkpoint["model_state_dict"].items()):
         raise CheckpointError(f"{path}: 'model_state_dict' holds entries other than named tensors; the file was "
                               "edited or damaged: use an unmodified checkpoint")
+    version = checkpoint.get("format_version")
+    if not zipped:
+        require_checkable(path, has_digest=checkpoint.get("format") == FORMAT and isinstance(version, int)
+                          and version >= 2)
     if checkpoint.get("format") != FORMAT:
         return checkpoint  # the original code's format
-    version = checkpoint.get("format_version")
     if isinstance(version, int) and version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: written by a newer nnet (checkpoint format {version}, this one reads up to "
@@ -344,12 +354,14 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", trust: bool
     The model's ``score_scale`` (a :class:`ScoreScale`) maps its normalised outputs to scores on
     the scale it was trained on (see :func:`score_scale_of`); ``provenance`` says how its trunk and
     training data were made (:func:`provenance_of`; a demo-like model is warned about once per
-    process); ``checkpoint_digest`` identifies the file's content (None for files without a digest).
+    process); ``checkpoint_digest`` identifies the file's content (None for files without a digest),
+    ``checkpoint_path`` the file.
     """
     checkpoint = read_checkpoint(path, trust=trust)
     model = model_from_checkpoint(checkpoint, path)
     model.score_scale = score_scale_of(checkpoint, path)
     model.checkpoint_digest = checkpoint.get(DIGEST_FIELD)
+    model.checkpoint_path = Path(path)
     warning = toy_model_warning(model.provenance, path)
     if warning and warning not in _WARNED:
         _WARNED.add(warning)

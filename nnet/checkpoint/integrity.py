@@ -5,6 +5,13 @@ a flipped byte inside a tensor loads and silently gives other numbers. :func:`ch
 every record once and compares the CRCs (about 2 ms for a 20 MB checkpoint); this covers the
 original code's checkpoints too. Our own checkpoints also carry :func:`content_digest`, a SHA-256
 of every field (tensors by dtype, shape and bytes), which :func:`verify_digest` recomputes on load.
+
+torch's legacy (non-zip) container has no checksums at all: such a file loads only when its content
+carries a digest (our format 2), which then covers it; any other legacy file is refused
+(:func:`require_checkable`), since damage to it could not be detected.
+
+The digest is evidence against accidents (a flipped bit, a truncated or edited copy), not a signature:
+anyone who edits a file can recompute it. Only the source of a file vouches for what it holds.
 """
 
 import hashlib
@@ -20,13 +27,12 @@ DIGEST_FIELD = "digest"
 DIGEST_PREFIX = "sha256:"
 
 
-def check_archive(path: Path) -> None:
-    """Raise CheckpointError when a record of the zip archive at ``path`` fails its CRC-32.
-
-    Files in torch's legacy (non-zip) format have no CRCs and pass unchecked.
+def check_archive(path: Path) -> bool:
+    """Raise CheckpointError when a record of the zip archive at ``path`` fails its CRC-32; return whether
+    the file is a zip archive (False: torch's legacy container, which has no CRCs, see :func:`require_checkable`).
     """
     if not zipfile.is_zipfile(path):
-        return
+        return False
     try:
         with zipfile.ZipFile(path) as archive:
             damaged = archive.testzip()
@@ -36,6 +42,16 @@ def check_archive(path: Path) -> None:
     if damaged is not None:
         raise CheckpointError(f"{path}: damaged checkpoint: record {damaged!r} fails its CRC check (the file changed "
                               "after it was written); use an intact copy (e.g. the previous epoch's checkpoint)")
+    return True
+
+
+def require_checkable(path: Path, has_digest: bool) -> None:
+    """Refuse a legacy-container checkpoint (no CRCs) whose content has no digest either (``has_digest``)."""
+    if not has_digest:
+        raise CheckpointError(
+            f"{path}: saved in torch's legacy (non-zip) format, which has no checksums, and it holds no integrity "
+            "digest, so damage to it could not be detected; if the file is intact, re-save it in the zip format: "
+            f"python -c \"import torch; torch.save(torch.load('{path}', weights_only=True), 'resaved.ckpt')\"")
 
 
 def content_digest(checkpoint: dict[str, Any]) -> str:

@@ -46,7 +46,7 @@ def run_swa(config: Config, runtime: Runtime, args: argparse.Namespace) -> Path:
         epochs, from_list = sorted(set(args.swa_epochs_list)), True
     else:
         first, last = args.swa_epochs or config.swa_epochs
-        epochs, from_list = list(range(first, last + 1)), False
+        epochs, from_list = swa.epoch_range(config, first, last), False
     output = checkpoint_path(config, swa.swa_label(args.swa_type, epochs, from_list))
     if runtime.is_main:  # averaging is cheap; one process does it, so the result is the same under torchrun
         swa.average_checkpoints(config, runtime, epochs, args.swa_type, from_list,

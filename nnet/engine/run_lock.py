@@ -13,6 +13,7 @@ import contextlib
 import functools
 import logging
 import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,10 +124,17 @@ def _lock(path: Path, mode: str, field: str) -> int | None:
     file system cannot lock."""
     while True:
         try:
-            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         except OSError as error:
+            if os.path.islink(path):
+                raise OutputError(_not_a_lock(path, "a symbolic link", field)) from None
             raise OutputError(f"{path}: cannot be created ({error.strerror or error}); make {path.parent} "
                               f"writable or set {field} to another folder") from error
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1:
+            os.close(descriptor)  # never truncate, or write into, a file that is not the lock's own
+            raise OutputError(_not_a_lock(path, "a hard link" if stat.S_ISREG(status.st_mode) else "not a regular file",
+                                          field))
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -147,6 +155,11 @@ def _lock(path: Path, mode: str, field: str) -> int | None:
         os.ftruncate(descriptor, 0)
         os.write(descriptor, f"{os.getpid()} {mode}\n".encode())
     return descriptor
+
+
+def _not_a_lock(path: Path, kind: str, field: str) -> str:
+    return (f"{path}: is {kind}, so it cannot be this folder's run lock (nnet never writes through it); remove it, "
+            f"or set {field} to another folder")
 
 
 def _holder(descriptor: int) -> str:

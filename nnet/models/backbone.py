@@ -15,6 +15,7 @@ from timm.layers import ConvNormAct
 from torch import nn
 
 from nnet.errors import WeightsUnavailableError
+from nnet.fileio import note_inputs
 from nnet.trunk_geometry import feature_grid_size as feature_grid_size  # re-exported: the trunk's grid
 
 TIMM_MODEL_NAME = "inception_resnet_v2"
@@ -130,6 +131,7 @@ class InceptionResNetV2Taps(nn.Module):
         path = Path(path)
         if not path.is_file():
             raise WeightsUnavailableError(f"{path}: backbone weights file not found; {OFFLINE_FIX}")
+        note_inputs(path)
         try:
             state_dict = timm.models.load_state_dict(str(path))
         except Exception as error:  # any reader failure means the file is unusable

@@ -19,8 +19,8 @@ PIXEL_NORMALIZATION = {"input_range": [0.0, 1.0], "mean": [PIXEL_MEAN] * 3, "std
 
 
 def chw_pixels(image: np.ndarray) -> torch.Tensor:
-    """uint8 ``[H, W, 3]`` array → uint8 ``[3, H, W]`` tensor (contiguous)."""
-    return torch.from_numpy(image).permute(2, 0, 1).contiguous()
+    """uint8 ``[H, W, 3]`` array (any strides: ``np.fliplr`` views too) → uint8 ``[3, H, W]`` tensor (contiguous)."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
 
 
 def normalize_pixels(pixels: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -40,7 +40,9 @@ def ten_crops(pixels: torch.Tensor, crop_size: int) -> torch.Tensor:
     """Pixels ``[..., 3, H, W]`` (uint8 or [0, 1] floats) → normalised TenCrop ``[..., 10, 3, c, c]``.
 
     torchvision's order: top-left, top-right, bottom-left, bottom-right, centre, then the same five
-    of the horizontally flipped image (the NTIRE protocol, scores averaged over the ten).
+    of the horizontally flipped image (the NTIRE protocol, scores averaged over the ten). The crops are
+    cut first and only they are normalised (the same numbers, element by element): a large image costs
+    no float copy of itself.
     """
     return normalize_pixels(crop_windows(pixels, ten_crop_boxes(*pixels.shape[-2:], crop_size), crop_size))
 

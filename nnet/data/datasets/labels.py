@@ -1,5 +1,8 @@
 """PIPAL-style label files: one ``name,score`` line per distorted image.
 
+An optional header line names the columns; when it names the score column first (``mos,name``), the
+columns are read in that order.
+
 The same format serves PIPAL's ``Train_Label/*.txt``, the labels of the NTIRE validation and
 test sets, and the ``output.txt`` a submission writes, so predictions can be read back with it.
 """
@@ -11,9 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnet.data.problems import ProblemList
+from nnet.fileio import note_inputs
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # line breaks, tabs, terminal escapes…
 FORMAT_HINT = "expected 'name,score' with a plain file name, e.g. 'A0001_00_00.bmp,1500.1234'"
+# Header names of a score column (here, and in CSV datasets, nnet.data.datasets.pairs_csv).
+SCORE_COLUMNS = ("mos", "dmos", "elo_score", "score", "mos_score", "dmos_score", "quality", "label")
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,7 @@ def read_label_files(paths: Iterable[Path], problems: ProblemList) -> dict[str, 
 
 
 def _parse_label_file(path: Path, problems: ProblemList) -> Iterable[tuple[str, Label]]:
+    note_inputs(path)
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -51,16 +58,19 @@ def _parse_label_file(path: Path, problems: ProblemList) -> Iterable[tuple[str, 
     except OSError as error:
         problems.add(f"{path}: cannot be read ({error.strerror}); check its permissions")
         return
+    name_at, score_at = 0, 1
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line:
             continue
         fields = [field.strip() for field in line.split(",")]
-        score = parse_score(fields[1]) if len(fields) == 2 else None
-        if len(fields) == 2 and is_plain_name(fields[0]) and score is not None:
-            yield fields[0], Label(score, path, number)
+        score = parse_score(fields[score_at]) if len(fields) == 2 else None
+        if len(fields) == 2 and is_plain_name(fields[name_at]) and score is not None:
+            yield fields[name_at], Label(score, path, number)
         elif number == 1 and len(fields) == 2 and not any(c.isdigit() for c in line):
-            continue  # a header such as "name,score"
+            # A header such as "name,score": a score column it names by name may come first ("mos,name").
+            if fields[0].lower() in SCORE_COLUMNS and fields[1].lower() not in SCORE_COLUMNS:
+                name_at, score_at = 1, 0
         else:
             problems.add(f"{path}:{number}: malformed label line {raw.strip()[:60]!r} "
                          f"({FORMAT_HINT}); fix or delete the line")

@@ -26,6 +26,7 @@ from nnet.data.datasets.labels import is_plain_name
 from nnet.data.problems import ProblemList
 from nnet.data.records import PairRecord
 from nnet.errors import DataError
+from nnet.fileio import note_inputs
 
 LABEL_FILE = "dmos.mat"
 NAMES_FILE = "refnames_all.mat"
@@ -96,6 +97,7 @@ def scan_live(root: str | os.PathLike, label_file: str | os.PathLike | None = No
 def _load_mat(path: Path, what: str) -> dict:
     if not path.is_file():
         raise DataError(f"{path}: {what} not found; put it in the LIVE folder or set data.root (or data.label_file)")
+    note_inputs(path)
     try:
         return scipy.io.loadmat(path)
     except Exception as error:  # loadmat raises many types (ValueError, TypeError, zlib and struct errors, ...)

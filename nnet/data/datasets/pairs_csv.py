@@ -11,18 +11,17 @@ from pathlib import Path, PurePath
 
 from nnet.data.datasets.containment import RootGuard
 from nnet.data.datasets.finder import FileFinder
-from nnet.data.datasets.labels import CONTROL_CHARACTERS, parse_score, printable
+from nnet.data.datasets.labels import CONTROL_CHARACTERS, SCORE_COLUMNS, parse_score, printable
 from nnet.data.problems import ProblemList
 from nnet.data.records import PairRecord
 from nnet.errors import DataError
+from nnet.fileio import note_inputs
 
 REFERENCE_COLUMNS = ("ref_name", "hq_name", "ref_img", "ref", "reference", "ref_path",
                      "reference_path", "ref_image", "reference_image", "reference_name")
 DISTORTED_COLUMNS = ("dist_name", "dis_name", "dist_img", "dis_img", "distorted", "dist",
                      "dis", "lq_name", "dist_path", "distorted_path", "dist_image",
                      "distorted_image", "distorted_name")
-SCORE_COLUMNS = ("mos", "dmos", "elo_score", "score", "mos_score", "dmos_score", "quality",
-                 "label")
 TYPE_COLUMNS = ("dist_type", "distortion_type", "distortion")
 
 
@@ -64,8 +63,12 @@ def scan_pairs_csv(
             False leaves that to the caller (``--mode predict`` reports such pairs one by one).
         read_scores: read the score column; False ignores it (pairs to score, not labels).
 
+    Columns are found by their header names, never by position. A pair (the same two files) listed
+    twice with different scores is refused.
+
     Raises:
-        DataError: listing every unreadable row, bad score, refused path and missing file.
+        DataError: listing every unreadable row, bad score, refused path, missing file and pair
+            listed with two scores.
     """
     csv_path = Path(csv_path)
     root = csv_path.parent if root is None else Path(root)
@@ -91,6 +94,7 @@ def scan_pairs_csv(
     reference_folder = distorted_folder if ref_root == root else _Folder(ref_root, allow_outside_root, ignore_case,
                                                                          search_subfolders)
     records = []
+    first_listed: dict[tuple[Path, Path], tuple[int, float | None]] = {}  # a pair's first line and score
     for line, row in rows:
         if not any(cell.strip() for cell in row):
             continue
@@ -112,6 +116,12 @@ def scan_pairs_csv(
         paths = [folder.locate(path, entry, where, problems) if check_files else folder.root / path
                  for (folder, entry), path in zip(entries, relative, strict=True)]
         if None in paths:
+            continue
+        earlier_line, earlier_score = first_listed.setdefault((paths[0], paths[1]), (line, score))
+        if earlier_line != line and earlier_score != score:
+            problems.add(f"{where}: the pair {reference_entry}, {distorted_entry} is listed again with score "
+                         f"{row[score_at].strip()} (line {earlier_line} gives {earlier_score:g}); keep one row per "
+                         "pair, with its one score")
             continue
         records.append(PairRecord(
             reference=paths[0],
@@ -155,6 +165,7 @@ class _Folder:
 def read_csv_rows(csv_path: Path) -> list[tuple[int, list[str]]]:
     """``(line number, fields)`` of every row, the header first."""
     rows = []
+    note_inputs(csv_path)
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)

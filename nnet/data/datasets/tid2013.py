@@ -19,6 +19,7 @@ from nnet.data.datasets.labels import is_plain_name, parse_score
 from nnet.data.problems import ProblemList
 from nnet.data.records import PairRecord
 from nnet.errors import DataError
+from nnet.fileio import note_inputs
 
 LABEL_FILE = "mos_with_names.txt"
 DISTORTED_DIR = "distorted_images"
@@ -75,6 +76,7 @@ def scan_tid2013(root: str | os.PathLike, label_file: str | os.PathLike | None =
 
 def _label_lines(label_file: Path, problems: ProblemList) -> list[tuple[int, str, float]]:
     """``(line number, image name, MOS)`` of every well-formed line; the others become problems."""
+    note_inputs(label_file)
     try:
         text = label_file.read_bytes().decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:

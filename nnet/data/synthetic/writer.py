@@ -24,7 +24,7 @@ from nnet.data.synthetic.distortions import DISTORTIONS
 from nnet.data.synthetic.ground_truth import quality_score
 from nnet.data.synthetic.scenes import render_scene
 from nnet.errors import ConfigError, DataError, IQAError
-from nnet.fileio import atomic_write_text
+from nnet.fileio import atomic_write, atomic_write_text
 
 RATER_NOISE = 6.0  # std of the noise added to each measured score, on PIPAL's scale
 TRAIN_PARTS = ("Train_Ref", "Train_Label")
@@ -137,8 +137,8 @@ def _distortion_dir(code: int, official_folder_names: bool) -> str:
 
 
 def _save_bmp(image: np.ndarray, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path, format="BMP")
+    with atomic_write(path) as handle:
+        Image.fromarray(image).save(handle, format="BMP")
 
 
 def _outside_labels_path(out_dir: Path, given: str | Path | None, part: _Part) -> Path:
@@ -171,9 +171,11 @@ def _prepare(out_dir: Path, overwrite: bool) -> None:
         managed = set(TRAIN_PARTS) | {VALIDATION.ref_dir, VALIDATION.dist_dir,
                                       TEST.ref_dir, TEST.dist_dir}
         for folder in out_dir.iterdir():
-            if folder.is_dir() and (folder.name in managed
-                                    or folder.name.startswith("Distortion")):
-                shutil.rmtree(folder)
+            if folder.name in managed or folder.name.startswith("Distortion"):
+                if folder.is_symlink():
+                    folder.unlink()  # the link only: never what it points at
+                elif folder.is_dir():
+                    shutil.rmtree(folder)
     out_dir.mkdir(parents=True, exist_ok=True)
 
 

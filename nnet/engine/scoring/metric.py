@@ -38,7 +38,7 @@ from nnet.data.pixel_checks import float_range_problem
 from nnet.data.records import group_indices
 from nnet.engine.distributed import choose_device
 from nnet.engine.precision import scoring_precision
-from nnet.engine.scoring.scorer import Scorer
+from nnet.engine.scoring.scorer import Scorer, check_plausible
 from nnet.errors import CheckpointError, DataError
 from nnet.registry import checkpoint_file
 
@@ -141,27 +141,34 @@ class FullReferenceMetric(nn.Module):
             self._check_pair(image, ref, index)
         runs = group_indices([item.key for item in reference_images], consecutive=True)
         results = [self.score_checked(reference_images[run[0]].pixels,
-                                      _stacked([distorted_images[index].pixels for index in run]), return_map)
+                                      _stacked([distorted_images[index].pixels for index in run]), return_map,
+                                      [distorted_images[index].label for index in run])
                    for run in runs]
         if not return_map:
             return torch.cat(results)
         return torch.cat([scores for scores, _ in results]), [item for _, maps in results for item in maps]
 
-    def score_checked(self, reference: torch.Tensor, distorted: torch.Tensor, return_map: bool = False
-                      ) -> torch.Tensor | tuple[torch.Tensor, list[QualityMap]]:
+    def score_checked(self, reference: torch.Tensor, distorted: torch.Tensor, return_map: bool = False,
+                      names: Sequence[str] | None = None) -> torch.Tensor | tuple[torch.Tensor, list[QualityMap]]:
         """Scores (float64 ``[k]`` on the CPU, on the checkpoint's scale) of ``k`` distorted images ``[k, 3, H, W]``
         against one reference ``[3, H, W]`` whose sizes were checked already (``--mode predict`` checks
-        every pair once, from the file headers); with ``return_map`` also one :class:`QualityMap` per pair."""
+        every pair once, from the file headers); with ``return_map`` also one :class:`QualityMap` per pair.
+        Raises ImplausibleScores, naming the images by ``names`` (default: their positions), when a score is
+        NaN, infinite or absurd."""
+        names = names or [f"distorted[{index}]" for index in range(len(distorted))]
         if not return_map:
-            return self.scale.denormalize(self.scorer.score_group(reference, distorted).cpu())
+            normalized = self.scorer.score_group(reference, distorted).cpu()
+            check_plausible(normalized, names, self.scorer.source)
+            return self.scale.denormalize(normalized)
         if self.scorer.coverage != "tiles":
             raise ValueError("return_map=True needs coverage='tiles' (a map's cells are the tiles' scores); "
                              "create the metric with coverage='tiles'")
         cells, tops, lefts = self.scorer.tile_maps(reference, distorted)  # [k, rows, cols]
+        normalized = cells.flatten(1).mean(dim=1).cpu()  # the mean as score_group takes it: the same scores
+        check_plausible(normalized, names, self.scorer.source)
         maps = [QualityMap(self.scale.denormalize(pair_cells.cpu()), tuple(tops), tuple(lefts), self.crop_size,
                            self.lower_better) for pair_cells in cells]
-        # the mean as score_group takes it: the same scores with or without maps
-        return self.scale.denormalize(cells.flatten(1).mean(dim=1).cpu()), maps
+        return self.scale.denormalize(normalized), maps
 
     def as_loss(self) -> "QualityLoss":
         """This metric as a training loss for image restoration (:class:`QualityLoss`)."""
@@ -267,7 +274,7 @@ def _as_pixels(image: ImageInput, name: str) -> list[LabelledPixels]:
     if isinstance(image, (str, os.PathLike)):
         return [LabelledPixels(chw_pixels(load_rgb(image)), os.fspath(image), os.fspath(image))]
     if isinstance(image, Image.Image):
-        return [LabelledPixels(chw_pixels(rgb_array(image)), name, id(image))]
+        return [LabelledPixels(chw_pixels(rgb_array(image, name)), name, id(image))]
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise DataError(f"{name}: a numpy array must be uint8 [H, W, 3], got {image.dtype} {list(image.shape)}; "

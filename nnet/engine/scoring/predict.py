@@ -4,8 +4,8 @@ through the metric API (:mod:`nnet.engine.scoring.metric`).
 Pairs come from two files, two folders or a CSV (:func:`collect_pairs`). Every pair's image headers
 are checked before anything is scored, and all problems are reported together; with ``skip_bad`` the
 pairs that cannot be scored are listed instead and the rest are scored. Rows are written as they are
-scored: to ``<output>.partial``, flushed after every group of pairs that share a reference and renamed
-to ``<output>`` at the end (a failure or a kill leaves the rows scored so far in the ``.partial`` file),
+scored: to ``<output>.<pid>.<random>.partial``, flushed after every group of pairs that share a reference
+and renamed to ``<output>`` at the end (a failure or a kill leaves the rows scored so far in that file),
 or printed as a table. Pairs are scored by tiles that cover every pixel, or by TenCrop
 (``coverage``); with ``maps_dir``, each pair's quality map is drawn as a PNG
 (:mod:`nnet.engine.scoring.map_pictures`) as it is scored.
@@ -36,7 +36,7 @@ from nnet.engine.preflight import REPORT_BYTES, check_output_folder
 from nnet.engine.scoring.map_pictures import map_paths, save_map_picture
 from nnet.engine.scoring.metric import FullReferenceMetric
 from nnet.errors import ConfigError, DataError, OutputError, preview
-from nnet.fileio import partial_path, progressive_write
+from nnet.fileio import check_output, note_inputs, progressive_write
 
 log = logging.getLogger(__name__)
 NAME_SEPARATORS = "_-."  # what may follow a reference's name in a distorted image's name
@@ -139,6 +139,8 @@ def predict_to_output(checkpoint: Path, pairs: Sequence[PairRecord], output: Pat
     if output is not None:
         if output.is_dir():
             raise OutputError(f"{output}: is a folder; set --output to a file, e.g. {output / 'scores.csv'}")
+        note_inputs(checkpoint, *(path for pair in pairs for path in (pair.reference, pair.distorted)))
+        check_output(output)  # before anything is loaded or scored
         check_output_folder(output.parent, REPORT_BYTES, "--output")
     if maps_dir is not None:
         if coverage != "tiles":
@@ -219,8 +221,8 @@ def _score_group(metric: FullReferenceMetric, reference: torch.Tensor, distorted
                  pictures: list[Path] | None, names: list[str]) -> list[float]:
     """Scores of one group (``distorted`` ``[k, 3, H, W]``); with ``pictures``, each pair's map drawn to its picture."""
     if pictures is None:
-        return metric.score_checked(reference, distorted).tolist()
-    scores, maps = metric.score_checked(reference, distorted, return_map=True)
+        return metric.score_checked(reference, distorted, names=names).tolist()
+    scores, maps = metric.score_checked(reference, distorted, return_map=True, names=names)
     for pixels, quality_map, score, picture, name in zip(distorted, maps, scores.tolist(), pictures, names,
                                                          strict=True):
         save_map_picture(picture, pixels.permute(1, 2, 0).numpy(), quality_map, score, name,
@@ -261,7 +263,7 @@ def _decoded_groups(pairs: Sequence[PairRecord], groups: list[list[int]], skippe
 
 
 class _CsvRows:
-    """Rows of ``OUTPUT_COLUMNS`` to ``handle`` (``<output>.partial``), flushed per group; scores at full
+    """Rows of ``OUTPUT_COLUMNS`` to ``handle`` (the output's partial file), flushed per group; scores at full
     precision, so that they read back as the metric's float64 exactly."""
 
     def __init__(self, handle: TextIO, output: Path) -> None:
@@ -277,7 +279,7 @@ class _CsvRows:
         self.count += len(rows)
 
     def kept(self) -> str:
-        return f"the {self.count} rows written before it are in {partial_path(self.output)}"
+        return f"the {self.count} rows written before it are in {self.handle.name}"
 
 
 class _TableRows:

@@ -15,9 +15,14 @@ Windows go to the model in chunks of :data:`WINDOWS_PER_CHUNK`, so memory stays 
 any size. A reference's trunk features, and its stream through the decoder up to the
 cross-attention, are computed once per window for all the distorted images scored against it
 (``reference_context``): scores are identical to scoring every pair on its own.
+
+No score that is NaN, infinite or absurd leaves the scorer (:func:`check_plausible`): a checkpoint whose
+weights diverged or were damaged while staying finite (a run with lr=1e30, a flipped exponent bit) is
+refused with one line naming it, instead of printing ``nan`` or ``1.8e37``.
 """
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +41,7 @@ from nnet.data.score_scale import ScoreScale
 from nnet.engine.distributed import Runtime, gather_objects
 from nnet.engine.precision import Precision, scoring_precision
 from nnet.engine.scoring.grouping import ReferenceGroups
+from nnet.errors import CheckpointError, preview
 from nnet.models import FullReferenceIQA
 from nnet.windows import Box, coverage_boxes, tile_boxes, tile_grid
 
@@ -44,6 +50,26 @@ CPU_PAIRS_PER_CALL = 1  # on CPUs one pair's ten crops per model call keep the a
 # Windows cut, and reference windows held, at once: bounds memory (a 3840x2160 image has 240 tiles of 192,
 # whose reference features alone would take 0.8 GB); TenCrop's ten windows form one chunk.
 WINDOWS_PER_CHUNK = 16
+
+# A normalised score this far from 0 lies this many standard deviations of the training labels from their mean:
+# trained models stay within about 5; only diverged or damaged weights get anywhere near.
+PLAUSIBLE_NORMALIZED = 1e3
+
+
+class ImplausibleScores(CheckpointError):
+    """The model gave scores that are NaN, infinite or absurdly far from its training labels."""
+
+
+def check_plausible(normalized: torch.Tensor, names: Sequence[str], source: str | os.PathLike | None) -> None:
+    """Raise :class:`ImplausibleScores` naming ``source`` (the checkpoint, when known) if any normalised score
+    is not finite or beyond ``PLAUSIBLE_NORMALIZED``; ``names`` label the scores, in order."""
+    bad = (~torch.isfinite(normalized) | (normalized.abs() > PLAUSIBLE_NORMALIZED)).nonzero().flatten().tolist()
+    if bad:
+        where = f"{source}: " if source is not None else ""
+        raise ImplausibleScores(
+            f"{where}{len(bad)} of {len(normalized)} scores are NaN, infinite or more than {PLAUSIBLE_NORMALIZED:.0f} "
+            f"standard deviations from the training labels' mean ({preview([names[index] for index in bad])}): the "
+            "weights diverged or are damaged; use an earlier checkpoint of the run")
 
 
 class Scorer:
@@ -64,6 +90,7 @@ class Scorer:
         self.device = torch.device(device)
         self.precision = precision or Precision(self.device.type, None)
         self.crop_size = self.network.input_size
+        self.source = getattr(self.network, "checkpoint_path", None)  # the file, for messages; None while training
         coverage_boxes(coverage, self.crop_size, self.crop_size, self.crop_size, stride)  # refuses bad settings now
         self.coverage, self.stride = coverage, stride
         # A GPU scores a whole group per trunk call; a CPU one pair's windows at a time (2 cores,
@@ -149,6 +176,9 @@ class Scorer:
         predictions = np.full(len(records), np.nan)
         for part_indices, part_scores in gather_objects(runtime, (indices, scores)):
             predictions[part_indices] = part_scores
+        # Every rank holds every score now, so all of them stop alike.
+        check_plausible(scale.normalize(torch.from_numpy(predictions)), [record.name for record in records],
+                        self.source)
         return predictions
 
 

@@ -34,7 +34,7 @@ from nnet.engine.precision import Precision, scoring_precision, training_precisi
 from nnet.engine.preflight import CHECKPOINT_BYTES, check_output_folder
 from nnet.engine.run_data import TrainingData, record_split, training_data
 from nnet.engine.scoring.reports import describe_report, evaluation_report
-from nnet.engine.scoring.scorer import TenCropScorer
+from nnet.engine.scoring.scorer import ImplausibleScores, TenCropScorer
 from nnet.engine.training.backbone_weights import prepare_backbone
 from nnet.engine.training.batches import TrainingBatches
 from nnet.engine.training.graphs import GraphedTrainingStep
@@ -42,10 +42,13 @@ from nnet.engine.training.logbook import Logbook
 from nnet.engine.training.lookahead import TrunkLookahead, lookahead_batches
 from nnet.engine.training.seeding import rng_state, seed_everything
 from nnet.engine.training.step import BatchOutcome, HeadOnly, TrainingStep, build_optimizer
-from nnet.errors import CheckpointError, IQAError
+from nnet.errors import CheckpointError, IQAError, preview
 from nnet.models import FullReferenceIQA, build_model
 
 log = logging.getLogger(__name__)
+# The head's weights stay within about ±10 in training; one beyond this bound means the run diverged (e.g. lr=1e30),
+# even though every loss so far was finite.
+MAX_TRAINED_WEIGHT = 1e6
 
 
 class TrainingDiverged(IQAError):
@@ -192,13 +195,14 @@ def train(config: Config, runtime: Runtime, resume_path: Path | None = None, tru
         log.info("training on %d pairs (%d references), validating on %d pairs",
                  len(data.train), len({r.reference_name for r in data.train}), len(data.validation))
     resume = read_checkpoint(resume_path, trust=trust) if resume_path is not None else None
+    # Before the model: its size grows with the crop, which must first be checked against the images.
+    batches = TrainingBatches(data, config, runtime)
     network = prepare_model(config, data, runtime, resume, resume_path)
     trainer = build_trainer(network, config, runtime)
     first_epoch, optimizer_steps = 1, 0
     if resume is not None:
         first_epoch, optimizer_steps = restore_training_state(resume, resume_path, trainer.step.optimizer,
                                                                trainer.step.scaler)
-    batches = TrainingBatches(data, config, runtime)
     record_split(config, data, runtime, resuming=resume_path is not None)
     logbook = Logbook(Path(config.callback_path) / "logs" if runtime.is_main else None)
     if runtime.is_main:
@@ -214,10 +218,15 @@ def train(config: Config, runtime: Runtime, resume_path: Path | None = None, tru
             logbook.scalars({"epoch_loss": metrics["loss"], "pairs_per_s": metrics["pairs_per_s"],
                              "lr": trainer.step.optimizer.param_groups[0]["lr"]}, optimizer_steps, "train")
             if data.validation and (epoch % config.eval_period == 0 or epoch == config.epochs):
-                metrics.update(validate(network, data, config, runtime, logbook, optimizer_steps))
+                try:
+                    metrics.update(validate(network, data, config, runtime, logbook, optimizer_steps))
+                except ImplausibleScores as error:
+                    raise TrainingDiverged(f"validation after epoch {epoch}: {error}; the last good checkpoint is "
+                                           f"kept in {config.callback_path}: lower optimizer.lr") from None
             if runtime.is_main:
                 log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
             if saves_epoch(config, epoch):
+                check_weights(network, epoch, config)  # a diverged model is never saved as a good checkpoint
                 last = checkpoint_path(config, epoch)
                 if runtime.is_main:
                     save_epoch_checkpoint(config, trainer.step, data, epoch, optimizer_steps, metrics)
@@ -238,6 +247,16 @@ def save_epoch_checkpoint(config: Config, step: TrainingStep, data: TrainingData
         step.network, data.score_scale, config_name=config.name, config=config_to_dict(config), epoch=epoch,
         step=optimizer_steps, metrics=metrics, optimizer_state_dict=step.optimizer.state_dict(),
         scaler_state_dict=step.scaler.state_dict(), rng_state=rng_state()))
+
+
+def check_weights(network: FullReferenceIQA, epoch: int, config: Config) -> None:
+    """Raise :class:`TrainingDiverged` when a trained weight is NaN, infinite or beyond ``MAX_TRAINED_WEIGHT``."""
+    diverged = [name for name, parameter in network.named_parameters() if parameter.requires_grad
+                and not bool(parameter.detach().abs().le(MAX_TRAINED_WEIGHT).all())]  # NaN fails le() too
+    if diverged:
+        raise TrainingDiverged(f"after epoch {epoch}, {len(diverged)} trained weights are NaN, infinite or beyond "
+                               f"{MAX_TRAINED_WEIGHT:.0e} ({preview(diverged)}): training diverged; the last good "
+                               f"checkpoint is kept in {config.callback_path}: lower optimizer.lr")
 
 
 def _wrapped_head(network: FullReferenceIQA, config: Config, runtime: Runtime, use_graphs: bool) -> nn.Module:

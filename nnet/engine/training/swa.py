@@ -5,12 +5,18 @@
 ``avg ← 0.1·avg + 0.9·θ_k``, so for θ_1…θ_n the result is
 ``0.1^(n−1)·θ_1 + Σ_{k=2..n} 0.9·0.1^(n−k)·θ_k`` (the last epoch weighs 0.9).
 
+Each file must be what its name and place claim (:func:`check_origin`): the epoch recorded inside
+``checkpoints_<epoch>.ckpt`` is the one in its name, and the config it records is the run's (the
+folder's config) in every field that makes a run what it is (``RUN_FIELDS``). A checkpoint renamed,
+or copied in from another run, is refused naming the file.
+
 Buffers are not averaged: they are the last checkpoint's (as with the original code under torch 2.x).
 The Conformer's conv-module BatchNorms then see training batches again (train mode, no
 gradients, momentum 0.1 continuing from the current statistics, as the original did); the
 trunk stays frozen and the Transformer has no BatchNorm to refresh.
 """
 
+import itertools
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,21 +37,73 @@ from nnet.checkpoint import (
 from nnet.config import Config, config_to_dict
 from nnet.data.batches.transforms import epoch_seed
 from nnet.engine.distributed import Runtime
-from nnet.engine.paths import checkpoint_path
+from nnet.engine.paths import checkpoint_path, epoch_checkpoints
 from nnet.engine.preflight import CHECKPOINT_BYTES, check_output_folder
 from nnet.engine.run_data import training_data
 from nnet.engine.training.batches import TrainingBatches
 from nnet.engine.training.seeding import seed_everything
-from nnet.errors import CheckpointError
+from nnet.errors import CheckpointError, preview
 
 log = logging.getLogger(__name__)
 SWA_TYPES = ("equal", "exp")
+# The config fields (``section.field`` for a part of a section) that make two checkpoints the same run's. Others
+# (epochs, num_workers, paths, periods, scoring settings) may change when a run is resumed or moved.
+RUN_FIELDS = ("name", "seed", "model", "optimizer", "batch_size", "accumulated_steps", "data.dataset",
+              "data.csv_path", "data.val_fraction", "data.test_fraction", "data.split_seed", "data.crop_size",
+              "data.mos_mean", "data.mos_std", "data.shared_reference_group")
+
+
+def check_origin(checkpoint: dict, path: Path, epoch: int, config: Config) -> None:
+    """Raise CheckpointError unless ``checkpoint`` (read from ``path``) records ``epoch`` and ``config``'s run.
+
+    Files that record neither (the original code's) are taken on their name, with a warning.
+    """
+    recorded_epoch, recorded = checkpoint.get("epoch"), checkpoint.get("config")
+    fix = "it was renamed or copied from another run: average the checkpoints of one run only, under their own names"
+    if recorded_epoch is not None and recorded_epoch != epoch:
+        raise CheckpointError(f"{path}: records epoch {recorded_epoch}, not the {epoch} its name says; {fix}")
+    if not isinstance(recorded, dict):
+        log.warning("%s records no %s; taking its name's word for it", path,
+                    "config" if recorded_epoch is not None else "epoch or config")
+        return
+    current = config_to_dict(config)
+    for field in RUN_FIELDS:
+        ours, theirs = _field(current, field), _field(recorded, field)
+        if ours != theirs:
+            raise CheckpointError(f"{path}: was written by another run (its {field} is {_short(theirs)}, this "
+                                  f"run's is {_short(ours)}); {fix}")
+
+
+def _field(config: dict, dotted: str) -> object:
+    for part in dotted.split("."):
+        config = config.get(part) if isinstance(config, dict) else None
+    return list(config) if isinstance(config, tuple) else config
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def swa_label(swa_type: str, epochs: list[int], from_list: bool) -> str:
     """``swa-equal-21-30`` for a range, ``swa-equal-list-3-9`` for an explicit list (original naming)."""
     kind = f"{swa_type}-list" if from_list else swa_type
     return f"swa-{kind}-{epochs[0]}-{epochs[-1]}"
+
+
+def epoch_range(config: Config, first: int, last: int) -> list[int]:
+    """Epochs ``first``..``last``, once the run folder holds a checkpoint of each: the missing ones are counted
+    and a few named without building the range, so that ``--swa_epochs 1 2000000000`` is one short line."""
+    present = [epoch for epoch in epoch_checkpoints(config) if first <= epoch <= last]
+    count = last - first + 1 - len(present)
+    if count:
+        have = set(present)
+        missing = list(itertools.islice((epoch for epoch in range(first, last + 1) if epoch not in have), 5))
+        more = f" and {count - len(missing)} more" if count > len(missing) else ""
+        raise CheckpointError(f"{checkpoint_path(config, missing[0])}: missing (no checkpoint for epochs "
+                              f"{', '.join(map(str, missing))}{more}), so epochs {first}–{last} cannot be averaged; "
+                              "train those epochs or choose others with --swa_epochs / --swa_epochs_list")
+    return present
 
 
 def _blend(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
@@ -80,13 +138,14 @@ def average_checkpoints(config: Config, runtime: Runtime, epochs: list[int], swa
     paths = [checkpoint_path(config, epoch) for epoch in epochs]
     missing = [str(path) for path in paths if not path.is_file()]
     if missing:
-        raise CheckpointError(f"{', '.join(missing)}: missing, so epochs {epochs[0]}–{epochs[-1]} cannot be averaged; "
+        raise CheckpointError(f"{preview(missing)}: missing, so epochs {epochs[0]}–{epochs[-1]} cannot be averaged; "
                               "train those epochs or choose others with --swa_epochs / --swa_epochs_list")
     first = read_checkpoint(paths[0], trust=trust)
+    check_origin(first, paths[0], epochs[0], config)
     model = model_from_checkpoint(first, paths[0])
     scale = score_scale_of(first, paths[0])
     averaged = AveragedModel(model, avg_fn=_blend if swa_type == "exp" else None, use_buffers=False)
-    for path in paths:
+    for epoch, path in zip(epochs, paths, strict=True):
         checkpoint = first if path == paths[0] else read_checkpoint(path, trust=trust)
         if checkpoint is not first:
             found = checkpoint_state(checkpoint)[0]
@@ -96,6 +155,7 @@ def average_checkpoints(config: Config, runtime: Runtime, epochs: list[int], swa
             if checkpoint.get("score_scale") != first.get("score_scale"):
                 raise CheckpointError(f"{path}: its score scale differs from {paths[0]}'s; average checkpoints of "
                                       "one run only")
+            check_origin(checkpoint, path, epoch, config)
             load_weights(model, checkpoint, path)
         averaged.update_parameters(model)
         log.info("averaged %s", path)
