@@ -47,6 +47,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--split", choices=SCORED_SPLITS,
                         help="evaluation, cross-dataset: which labelled split to score, or all of the dataset "
                         "(default: validation for evaluation, all for cross-dataset)")
+    parser.add_argument("--allow-trained-references", dest="allow_trained_references", action="store_true",
+                        help="evaluation, cross-dataset: score a validation or test part even when it holds "
+                        "references the checkpoint's run trained on (split.json beside it; refused by default)")
     parser.add_argument("--datasets", nargs="+", metavar="CONFIG",
                         help="cross-dataset: the datasets, each named by a config file or shipped name (its data "
                         "section: where the dataset lies and how it is split; default: -c)")

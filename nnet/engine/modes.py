@@ -61,7 +61,8 @@ def run_scoring(config: Config, runtime: Runtime, args: argparse.Namespace) -> N
     if args.mode == "generation":
         generate.generate(config, runtime, checkpoint, trust=args.trust)
     else:
-        evaluate.evaluate(config, runtime, checkpoint, args.split or "validation", trust=args.trust)
+        evaluate.evaluate(config, runtime, checkpoint, args.split or "validation", trust=args.trust,
+                          allow_trained_references=args.allow_trained_references)
 
 
 def run_predict(config: Config | None, runtime: Runtime, args: argparse.Namespace) -> None:
@@ -102,7 +103,8 @@ def run_cross_dataset(config: Config | None, runtime: Runtime, args: argparse.Na
     checkpoints = [resolve_checkpoint(settings, name) for name in args.checkpoints]
     datasets = cross_dataset.load_datasets(configs, args.split or "all", runtime)
     table = cross_dataset.cross_dataset_table(checkpoints, datasets, settings, runtime,
-                                    args.output_dir or CROSS_DATASET_OUTPUT, trust=args.trust)
+                                    args.output_dir or CROSS_DATASET_OUTPUT, trust=args.trust,
+                                    allow_trained_references=args.allow_trained_references)
     if table is not None:
         sys.stdout.write(table)
 

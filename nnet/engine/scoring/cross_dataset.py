@@ -44,6 +44,7 @@ from nnet.engine.distributed import Runtime
 from nnet.engine.preflight import REPORT_BYTES, check_output_folder
 from nnet.engine.scoring.evaluate import labelled_split
 from nnet.engine.scoring.scorer import load_scorer
+from nnet.engine.scoring.seen_references import check_held_out
 from nnet.errors import ConfigError
 from nnet.fileio import atomic_write_text
 from nnet.plots import metrics_caption, save_scatter, score_label
@@ -131,16 +132,21 @@ def load_datasets(configs: Sequence[tuple[str, Config]], split: str, runtime: Ru
 
 
 def cross_dataset_table(checkpoints: Sequence[Path], datasets: Sequence[ScoredDataset], settings: Config,
-                        runtime: Runtime, output_dir: Path, trust: bool = False) -> str | None:
+                        runtime: Runtime, output_dir: Path, trust: bool = False,
+                        allow_trained_references: bool = False) -> str | None:
     """Score every dataset with every checkpoint, write the table, plots and predictions to ``output_dir``
     (main process) and return the table as Markdown (None on other ranks).
 
     ``settings`` gives the scoring settings: ``batch_size_eval`` (distorted images per reference group),
-    ``num_workers`` and ``inference_precision``.
+    ``num_workers`` and ``inference_precision``. A validation or test part holding references a
+    checkpoint's run trained on is refused before anything is scored, unless ``allow_trained_references``.
     """
     labels = distinct_labels([[path.stem, f"{path.parent.name}_{path.stem}", str(path)] for path in checkpoints],
                              "--checkpoint")
     check_output_folder(output_dir, REPORT_BYTES, "--output-dir")
+    for path in checkpoints:
+        for dataset in datasets:
+            check_held_out(path, dataset.source.root, dataset.split, dataset.records, allow_trained_references)
     rows = []
     for label, path in zip(labels, checkpoints, strict=True):
         scorer, model = load_scorer(path, settings, runtime, trust)
