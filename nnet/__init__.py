@@ -11,7 +11,7 @@ from nnet.version import __version__
 
 if typing.TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports them on demand
     from nnet.checkpoint import load_model
-    from nnet.engine.scoring.metric import create_metric
+    from nnet.engine.scoring.metric import Predictor, create_metric
     from nnet.models import IQAConformer, IQATransformer, build_model
     from nnet.registry import list_models
 
@@ -22,10 +22,11 @@ _LAZY_EXPORTS = {
     "IQATransformer": "nnet.models",
     "create_metric": "nnet.engine.scoring.metric",
     "list_models": "nnet.registry",
+    "Predictor": "nnet.engine.scoring.metric",
 }
 
-__all__ = ["IQAConformer", "IQATransformer", "__version__", "build_model", "create_metric", "list_models",
-           "load_model"]
+__all__ = ["IQAConformer", "IQATransformer", "Predictor", "__version__", "build_model", "create_metric",
+           "list_models", "load_model"]
 
 
 def __getattr__(name: str) -> typing.Any:

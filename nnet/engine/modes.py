@@ -71,7 +71,7 @@ def run_predict(config: Config | None, runtime: Runtime, args: argparse.Namespac
     if runtime.distributed:
         raise ConfigError("--mode predict runs in one process (every process would score and write every pair); "
                           "run it with python main.py (or nnet-iqa), not torchrun")
-    pairs = predict.collect_pairs(args.reference, args.distorted, args.pairs)
+    pairs = predict.collect_pairs(args.reference, args.distorted, args.pairs, skip_bad=args.skip_bad)
     if args.cpu and args.device not in (None, "cpu"):
         raise ConfigError(f"--device {args.device}: --cpu asks for the CPU; give only one of them")
     device = choose_device(args.device) if args.device else runtime.device
