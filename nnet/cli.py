@@ -5,6 +5,7 @@
     python main.py -c configs/PIPAL/IQA_Conformer.py --checkpoint swa-equal-21-30 --mode generation
     python main.py --mode cross-dataset --checkpoint A.ckpt B.ckpt --datasets LIVE/IQA_Conformer CSIQ/IQA_Conformer
     python main.py --mode predict --checkpoint iqa_conformer --reference ref.png --distorted dist.png
+    python main.py --mode predict --checkpoint model.ckpt --reference refs/ --distorted dists/ --output scores.csv
     python main.py models                                        # the published models (models fetch / compare)
 
 Installed, the same command is `nnet-iqa`, and -c also takes a shipped config's name:
@@ -76,7 +77,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch_size_eval", type=int, help="pairs per batch in evaluation and generation")
     parser.add_argument("--trust-checkpoint", dest="trust", action="store_true",
                         help="UNSAFE: allow checkpoints that need arbitrary unpickling (only for files you trust)")
-    parser.add_argument("--version", action="version", version=f"%(prog)s (nnet-iqa) {__version__}")
+    parser.add_argument("--version", action="version", version=f"nnet-iqa {__version__}")
     args = parser.parse_args(argv)
     if len(args.checkpoints or []) > 1 and args.mode != "cross-dataset":
         parser.error(f"--checkpoint: --mode {args.mode} takes one checkpoint; give several only with "

@@ -34,6 +34,7 @@ from nnet.engine.preflight import REPORT_BYTES, check_output_folder
 from nnet.engine.scoring.metric import FullReferenceMetric
 from nnet.errors import ConfigError, DataError, OutputError, preview
 from nnet.fileio import partial_path, progressive_write
+from nnet.progress import progress
 
 log = logging.getLogger(__name__)
 NAME_SEPARATORS = "_-."  # what may follow a reference's name in a distorted image's name
@@ -186,7 +187,7 @@ def score_pairs(metric: FullReferenceMetric, pairs: Sequence[PairRecord], output
     with contextlib.ExitStack() as stack:
         rows = (_CsvRows(stack.enter_context(progressive_write(output)), output) if output is not None
                 else _TableRows(stdout or sys.stdout, pairs))
-        bar = stack.enter_context(tqdm(total=len(pairs), desc="scoring", unit="pair", disable=None, file=sys.stderr))
+        bar = stack.enter_context(progress(total=len(pairs), desc="scoring", unit="pair"))
         for members, reference, distorted in _decoded_groups(pairs, _runs(pairs), skipped):
             if isinstance(reference, str):  # the reference failed to decode: so do all of its pairs
                 distorted = dict.fromkeys(distorted, reference)
