@@ -16,7 +16,7 @@ from nnet.engine.scoring.reports import describe_report, evaluation_report, repo
 from nnet.engine.scoring.scorer import load_scorer
 from nnet.engine.scoring.seen_references import check_held_out
 from nnet.errors import DataError
-from nnet.plots import metrics_caption, save_scatter, score_label
+from nnet.plots import metrics_caption, predicted_label, save_scatter, score_label
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,9 @@ def evaluate(config: Config, runtime: Runtime, checkpoint: Path, split: str = "v
         return None
     settings = report_settings(config, split)
     path = report_path(Path(config.callback_path), f"evaluation_{checkpoint.stem}_{split}", settings)
-    return write_report(path, records, predictions, checkpoint, settings, model.checkpoint_digest)
+    axes = (predicted_label(model.score_scale.title, model.score_scale.lower_is_better),
+            score_label(records[0].lower_is_better, f"{locate(config.data).label} score"))
+    return write_report(path, records, predictions, checkpoint, settings, model.checkpoint_digest, axes)
 
 
 def report_settings(config: Config, split: str) -> dict:
@@ -78,17 +80,17 @@ def report_settings(config: Config, split: str) -> dict:
 
 
 def write_report(path: Path, records: list[PairRecord], predictions: np.ndarray, checkpoint: Path,
-                 settings: dict, digest: str | None) -> dict:
+                 settings: dict, digest: str | None, axes: tuple[str, str] = ("predicted score", "MOS")) -> dict:
     """Metrics of ``predictions``, logged and saved as JSON at ``path`` with the ``settings`` that chose the
-    records (the split and the data settings), and their scatter plot beside it (suffix ``.png``)."""
+    records (the split and the data settings), and their scatter plot beside it (suffix ``.png``, with the
+    ``axes`` labels: predicted, subjective)."""
     report = evaluation_report(records, predictions)
     split = settings["split"]
     save_evaluation(path, report, records, predictions,
                     {"checkpoint": str(checkpoint), "checkpoint_digest": digest, **settings,
                      "references": len({record.reference_name for record in records})})
     plot = save_scatter(path.with_suffix(".png"), predictions, [record.mos for record in records],
-                        f"{checkpoint.name}, {split} split\n{metrics_caption(report['overall'])}",
-                        y_label=score_label(records[0].lower_is_better))
+                        f"{checkpoint.name}, {split} split\n{metrics_caption(report['overall'])}", *axes)
     log.info("%s metrics of %s (pooled over %d pairs):\n%s\nsaved to %s and %s", split, checkpoint.name, len(records),
              describe_report(report), path, plot)
     return report
