@@ -40,12 +40,14 @@ class LoggedProgress(tqdm):
 
 
 def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str, unit: str,
-             enabled: bool = True, stream: TextIO | None = None, leave: bool = True) -> tqdm:
+             enabled: bool = True, stream: TextIO | None = None, leave: bool = True, **units: Any) -> tqdm:
     """A progress counter over ``iterable`` (or ``total`` updates): a bar on ``stream`` (default stderr) when
-    it is a terminal, log lines otherwise, nothing when not ``enabled`` (e.g. on other ranks than 0)."""
+    it is a terminal, log lines otherwise, nothing when not ``enabled`` (e.g. on other ranks than 0).
+    ``units``: tqdm's unit formatting (``unit_scale``, ``unit_divisor``), for both forms."""
     stream = stream or sys.stderr
     if not enabled:
         return tqdm(iterable, total=total, disable=True)
     if getattr(stream, "isatty", lambda: False)():
-        return tqdm(iterable, total=total, desc=desc, unit=unit, file=stream, dynamic_ncols=True, leave=leave)
-    return LoggedProgress(iterable, total=total, desc=desc, unit=unit, every=LOG_EVERY_SECONDS)
+        return tqdm(iterable, total=total, desc=desc, unit=unit, file=stream, dynamic_ncols=True, leave=leave,
+                    **units)
+    return LoggedProgress(iterable, total=total, desc=desc, unit=unit, every=LOG_EVERY_SECONDS, **units)
