@@ -23,6 +23,7 @@ computes.
 """
 
 import argparse
+import logging
 import resource
 import statistics
 import tempfile
@@ -51,8 +52,10 @@ from nnet.engine.precision import DTYPES, Precision
 from nnet.engine.scoring.scorer import TenCropScorer
 from nnet.engine.training.step import HeadOnly, TrainingStep, build_optimizer
 from nnet.models import ARCHITECTURES, FullReferenceIQA, build_model
+from nnet.progress import progress
 
 SEED = 0  # of the augmentations of every path
+log = logging.getLogger("benchmarks.benchmark")
 
 
 def peak_memory(device: torch.device) -> str:
@@ -137,17 +140,21 @@ def training_steps(batches: Iterator[dict], step: Callable[[dict], object], step
     return pairs
 
 
-def interleaved_rates(paths: dict[str, Callable[[], int]], rounds: int, device: torch.device) -> dict[str, float]:
+def interleaved_rates(paths: dict[str, Callable[[], int]], rounds: int, device: torch.device,
+                      desc: str = "timing") -> dict[str, float]:
     """Median pairs/s of each path (a call that returns how many pairs it did) over ``rounds`` rounds
-    that run the paths in turn, so that a slow spell of a shared machine hits every path alike."""
+    that run the paths in turn, so that a slow spell of a shared machine hits every path alike; the
+    progress, counted in measurements, on a bar or in log lines (``desc``)."""
     rates: dict[str, list[float]] = {name: [] for name in paths}
-    for _ in range(rounds):
-        for name, run in paths.items():
-            synchronize(device)
-            started = time.perf_counter()
-            pairs = run()
-            synchronize(device)
-            rates[name].append(pairs / (time.perf_counter() - started))
+    with progress(total=rounds * len(paths), desc=desc, unit="measurement") as bar:
+        for _ in range(rounds):
+            for name, run in paths.items():
+                synchronize(device)
+                started = time.perf_counter()
+                pairs = run()
+                synchronize(device)
+                rates[name].append(pairs / (time.perf_counter() - started))
+                bar.update()
     return {name: statistics.median(values) for name, values in rates.items()}
 
 
@@ -231,10 +238,12 @@ def bench_architecture(architecture, builder, score_scale, args, device, dtype) 
         f"train fast + shared reference (g={args.group})": (endless(shared_batches), step.run),
         floor_path: (endless(lambda: iter([batch])), step.run),
     }
+    log.info("%s training: warming up %d paths", architecture, len(paths))
     for batches, run_step in paths.values():
         training_steps(batches, run_step, args.warmup)
     rates = interleaved_rates({path: partial(training_steps, batches, run_step, args.steps)
-                               for path, (batches, run_step) in paths.items()}, args.rounds, device)
+                               for path, (batches, run_step) in paths.items()}, args.rounds, device,
+                              f"{architecture} training")
     plain_rate, floor_rate = rates[plain_path], rates[floor_path]
     rows = [(architecture, path, rate, plain_rate, None if path == plain_path else floor_rate, peak_memory(device))
             for path, rate in rates.items()]
@@ -297,7 +306,7 @@ def bench_inference(architecture, subset, score_scale, args, device) -> list[tup
     plain_scores([PlainPairs(subset[:1], score_scale, args.crop_size, tencrop=True)[0]])  # warm-ups
     for name in dict.fromkeys(["fp32", args.precision]):
         fast_scores(name, subset[:args.group])
-    rates = interleaved_rates(paths, args.rounds, device)
+    rates = interleaved_rates(paths, args.rounds, device, f"{architecture} TenCrop")
     if args.precision != "fp32":
         print(f"# {architecture} TenCrop {args.precision} vs fp32: max |Δ MOS| = "
               f"{np.abs(scores[args.precision] - scores['fp32']).max():.3f} over {len(subset)} pairs")
@@ -406,4 +415,5 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
+    logging.basicConfig(format="# %(asctime)s %(message)s", datefmt="%H:%M:%S", level=logging.INFO)
     run(parse_arguments())

@@ -12,7 +12,7 @@ from nnet.version import __version__
 if typing.TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports them on demand
     from nnet.checkpoint import load_model
     from nnet.engine.onnx_export import export_onnx
-    from nnet.engine.scoring.metric import create_metric
+    from nnet.engine.scoring.metric import Predictor, create_metric
     from nnet.models import IQAConformer, IQATransformer, build_model
     from nnet.registry import list_models
 
@@ -24,9 +24,10 @@ _LAZY_EXPORTS = {
     "create_metric": "nnet.engine.scoring.metric",
     "list_models": "nnet.registry",
     "export_onnx": "nnet.engine.onnx_export",
+    "Predictor": "nnet.engine.scoring.metric",
 }
 
-__all__ = ["IQAConformer", "IQATransformer", "__version__", "build_model", "create_metric", "export_onnx",
+__all__ = ["IQAConformer", "IQATransformer", "Predictor", "__version__", "build_model", "create_metric", "export_onnx",
            "list_models", "load_model"]
 
 

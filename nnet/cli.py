@@ -5,6 +5,7 @@
     python main.py -c configs/PIPAL/IQA_Conformer.py --checkpoint swa-equal-21-30 --mode generation
     python main.py --mode cross-dataset --checkpoint A.ckpt B.ckpt --datasets LIVE/IQA_Conformer CSIQ/IQA_Conformer
     python main.py --mode predict --checkpoint iqa_conformer --reference ref.png --distorted dist.png
+    python main.py --mode predict --checkpoint model.ckpt --reference refs/ --distorted dists/ --output scores.csv
     python main.py --mode export --checkpoint model.ckpt --output model.onnx          # ONNX, scores without torch
     python main.py models                                        # the published models (models fetch / compare)
     python main.py -c configs/KADID10k/IQA_Conformer.py --mode protocol --splits 10    # mean ± spread of 10 splits
@@ -50,6 +51,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--split", choices=SCORED_SPLITS,
                         help="evaluation, cross-dataset, protocol's --datasets: which labelled split to score, or all "
                         "of the dataset (default: validation for evaluation, all for cross-dataset)")
+    parser.add_argument("--allow-trained-references", dest="allow_trained_references", action="store_true",
+                        help="evaluation, cross-dataset: score a validation or test part even when it holds "
+                        "references the checkpoint's run trained on (split.json beside it; refused by default)")
     parser.add_argument("--datasets", nargs="+", metavar="CONFIG",
                         help="cross-dataset, protocol: the datasets, each named by a config file or shipped name "
                         "(its data section: where the dataset lies and how it is split; cross-dataset's default: -c)")
@@ -96,7 +100,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch_size_eval", type=int, help="pairs per batch in evaluation and generation")
     parser.add_argument("--trust-checkpoint", dest="trust", action="store_true",
                         help="UNSAFE: allow checkpoints that need arbitrary unpickling (only for files you trust)")
-    parser.add_argument("--version", action="version", version=f"%(prog)s (nnet-iqa) {__version__}")
+    parser.add_argument("--version", action="version", version=f"nnet-iqa {__version__}")
     args = parser.parse_args(argv)
     if len(args.checkpoints or []) > 1 and args.mode != "cross-dataset":
         parser.error(f"--checkpoint: --mode {args.mode} takes one checkpoint; give several only with "

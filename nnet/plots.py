@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from numpy.typing import ArrayLike
 
 from nnet.agreement import LOGISTIC_NAME, fit_logistic
@@ -21,6 +22,8 @@ from nnet.fileio import atomic_write
 FIGURE_INCHES = 5.0
 PNG_DPI = 120
 CURVE_POINTS = 200
+# At most this many ticks per axis: long labels (negated predictions such as −1504.25) stay apart.
+MAX_TICKS = 5
 
 
 def scatter_figure(predicted: ArrayLike, mos: ArrayLike, title: str = "", x_label: str = "predicted score",
@@ -39,6 +42,8 @@ def scatter_figure(predicted: ArrayLike, mos: ArrayLike, title: str = "", x_labe
         axes.plot(curve, fit(curve), color="tab:red", linewidth=1.5, label=f"fitted {LOGISTIC_NAME}")
     else:
         axes.plot([], [], " ", label=f"no {LOGISTIC_NAME} fit")
+    for axis in (axes.xaxis, axes.yaxis):
+        axis.set_major_locator(MaxNLocator(nbins=MAX_TICKS, steps=[1, 2, 2.5, 5, 10]))
     axes.set_xlabel(x_label)
     axes.set_ylabel(y_label)
     axes.set_title(title, fontsize="medium")
@@ -70,6 +75,12 @@ def scatter_pixels(predicted: ArrayLike, mos: ArrayLike, title: str = "", x_labe
 def score_label(lower_is_better: bool, scale: str = "subjective score") -> str:
     """An axis label that says the direction, e.g. ``subjective score (lower is better)``."""
     return f"{scale} ({'lower' if lower_is_better else 'higher'} is better)"
+
+
+def predicted_label(dataset: str, lower_is_better: bool) -> str:
+    """The predicted axis, naming the scale the checkpoint scores on, e.g. ``predicted score, on PIPAL's
+    scale (higher is better)``."""
+    return score_label(lower_is_better, f"predicted score, on {dataset or 'the checkpoint'}'s scale")
 
 
 def metrics_caption(metrics: dict) -> str:

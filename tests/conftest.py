@@ -1,5 +1,6 @@
 """Shared test fixtures: the upstream parity files and small, fast model variants."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,11 @@ import torch
 from nnet.data.synthetic.writer import generate_synthetic_pipal
 from nnet.models import build_model
 
-UPSTREAM_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "upstream"
+# The original code's checkpoints and outputs (29 MB, not shipped): $NNET_UPSTREAM_FIXTURES, else ../shared beside
+# the checkout. Their state-dict listings ship in tests/fixtures/upstream (see its README.md).
+UPSTREAM_FIXTURES = Path(os.environ.get("NNET_UPSTREAM_FIXTURES")
+                         or Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "upstream")
+SHIPPED_UPSTREAM_LISTINGS = Path(__file__).resolve().parent / "fixtures" / "upstream"
 TINY_INPUT = 64  # a 64×64 input gives a 5×5 feature grid: ~9× less trunk work than 192×192
 TINY_CONFIG = """
 from nnet.config import Config, DataConfig, ModelConfig, OptimizerConfig
@@ -32,8 +37,8 @@ config = Config(
 def upstream_fixtures() -> Path:
     """The folder of original-code checkpoints and their inputs/outputs (../shared in this workspace)."""
     if not (UPSTREAM_FIXTURES / "iqa_conformer_seed0.ckpt").is_file():
-        pytest.skip(f"upstream parity fixtures not found at {UPSTREAM_FIXTURES} (they ship beside the repo, "
-                    "in ../shared)")
+        pytest.skip(f"original-code parity fixtures not found in {UPSTREAM_FIXTURES} (29 MB, not in the repository): "
+                    "set NNET_UPSTREAM_FIXTURES to their folder; see tests/fixtures/upstream/README.md")
     return UPSTREAM_FIXTURES
 
 

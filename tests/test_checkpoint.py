@@ -10,6 +10,7 @@ from nnet.checkpoint import FORMAT_VERSION, build_checkpoint, load_weights, read
 from nnet.checkpoint.upstream import map_upstream_key
 from nnet.data.score_scale import ScoreScale
 from nnet.errors import CheckpointError
+from tests.conftest import SHIPPED_UPSTREAM_LISTINGS
 
 FIXTURES = {"IQA_Conformer": "iqa_conformer_seed0", "IQA_Transformer": "iqa_transformer_seed0"}
 
@@ -31,8 +32,9 @@ def test_original_checkpoints_reproduce_the_original_outputs(architecture, upstr
 
 
 @pytest.mark.parametrize("architecture", sorted(FIXTURES))
-def test_every_original_key_maps_onto_our_model(architecture, upstream_fixtures):
-    listing = (upstream_fixtures / f"state_dict_keys_{architecture.split('_')[1].lower()}.txt").read_text().split("\n")
+def test_every_original_key_maps_onto_our_model(architecture):
+    listing = (SHIPPED_UPSTREAM_LISTINGS / f"state_dict_keys_{architecture.split('_')[1].lower()}.txt"
+               ).read_text().split("\n")
     original = [line.split()[0] for line in listing if line.strip()]
     ours = nnet.build_model(architecture).state_dict()
     mapped = [map_upstream_key(key, architecture) for key in original]

@@ -1,13 +1,16 @@
 """The package installs with pip (plain and editable) and works from any folder; its metadata agrees with itself.
 
-Each install runs on a copy of the checkout in a fresh venv that sees this interpreter's packages
-(``--system-site-packages``: torch and friends are not reinstalled), offline, so the checkout gets no
-build/ or *.egg-info folder.
+Each install runs on a copy of the checkout, offline, in a fresh venv that sees exactly the packages of the
+interpreter running the tests (torch and friends are not reinstalled; pip and setuptools are the ones
+requirements-dev.txt installed, also when that interpreter is itself a venv over an older base Python), so
+the checkout gets no build/ or *.egg-info folder.
 """
 
+import importlib.util
 import os
 import re
 import shutil
+import site
 import subprocess
 import sys
 import tomllib
@@ -39,13 +42,28 @@ def run(command: list, cwd: Path) -> str:
     return result.stdout
 
 
+def venv_over_this_interpreter(folder: Path) -> Path:
+    """A new venv at ``folder`` whose packages are this interpreter's (its site folders, .pth files included,
+    after the venv's own); its python.
+
+    Not ``--system-site-packages``: that shows the *base* interpreter's packages, whose setuptools may be too
+    old for PEP 639 metadata (``license = "MIT"``) when the tests run in a venv (README's fresh venv).
+    """
+    run([sys.executable, "-m", "venv", "--without-pip", folder], folder.parent)
+    python = folder / "bin" / "python"
+    own = Path(run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], folder.parent).strip())
+    (own / "this-interpreter.pth").write_text(
+        "".join(f"import site; site.addsitedir({path!r})\n" for path in site.getsitepackages()))
+    return python
+
+
 @pytest.mark.parametrize("editable", [False, True], ids=["pip-install", "pip-install-editable"])
 def test_installed_package_works_from_another_folder(tmp_path, editable):
     checkout_before = sorted(path.name for path in REPO.iterdir())
     source = Path(shutil.copytree(REPO, tmp_path / "source", ignore=not_copied))
-    run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", tmp_path / "venv"], tmp_path)
-    python, command = tmp_path / "venv" / "bin" / "python", tmp_path / "venv" / "bin" / "nnet-iqa"
-    # --without-pip: the interpreter's own pip and setuptools (new enough for PEP 639 metadata) do the install.
+    python, command = venv_over_this_interpreter(tmp_path / "venv"), tmp_path / "venv" / "bin" / "nnet-iqa"
+    found = run([python, "-c", "import importlib.util; print(importlib.util.find_spec('setuptools').origin)"], tmp_path)
+    assert Path(found.strip()) == Path(importlib.util.find_spec("setuptools").origin)  # requirements-dev.txt's
     run([python, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "--no-cache-dir", "-q",
          *(["-e"] if editable else []), "."], source)
     elsewhere = tmp_path / "elsewhere"
@@ -87,7 +105,10 @@ def test_readme_test_command_is_the_one_ci_runs():
     readme = (REPO / "README.md").read_text()
     command = re.search(r"```bash\n(python3 -m pip install -r requirements-dev\.txt && .*)\n```", readme).group(1)
     assert command.endswith("python3 -m pytest")
-    assert command in (REPO / ".ci" / "run").read_text()
+    set_up = {"#!/usr/bin/env bash", "set -euo pipefail", 'cd "$(dirname "$0")/.."'}
+    ci_commands = [line for line in (REPO / ".ci" / "run").read_text().splitlines()
+                   if line.strip() and not line.startswith("# ") and line not in set_up]
+    assert ci_commands == [command]  # CI runs README's command and nothing more (no extra installs)
 
 
 def test_license_and_citation_describe_this_version():

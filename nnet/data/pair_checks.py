@@ -21,13 +21,13 @@ def pair_size_problem(reference: str | os.PathLike, distorted: str | os.PathLike
     """
     (ref_w, ref_h), (dist_w, dist_h) = reference_size, distorted_size
     if (ref_w, ref_h) != (dist_w, dist_h):
-        return (f"{distorted}: size {dist_w}x{dist_h} differs from its reference "
-                f"{reference} ({ref_w}x{ref_h}); a pair must be pixel-aligned: pair it with its own reference, "
+        return (f"{distorted}: size {dist_w}x{dist_h} differs from its reference's, {ref_w}x{ref_h} "
+                f"({reference}); a pair must be pixel-aligned: pair it with its own reference, "
                 f"or re-export one of them at the other's size")
     if min(ref_w, ref_h) < crop_size:
         fix = (f"use images with both sides of at least {crop_size} pixels (upscaling would change the quality "
                "being measured)" if crop_is_fixed else f"use a crop size ≤ {min(ref_w, ref_h)}")
-        return (f"{distorted} and its reference {reference}: {ref_w}x{ref_h} is "
+        return (f"{distorted} and its reference ({reference}): {ref_w}x{ref_h} is "
                 f"smaller than the {crop_size}x{crop_size} crop; {fix} or remove the pair")
     return None
 

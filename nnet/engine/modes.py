@@ -62,7 +62,8 @@ def run_scoring(config: Config, runtime: Runtime, args: argparse.Namespace) -> N
     if args.mode == "generation":
         generate.generate(config, runtime, checkpoint, trust=args.trust)
     else:
-        evaluate.evaluate(config, runtime, checkpoint, args.split or "validation", trust=args.trust)
+        evaluate.evaluate(config, runtime, checkpoint, args.split or "validation", trust=args.trust,
+                          allow_trained_references=args.allow_trained_references)
 
 
 def run_predict(config: Config | None, runtime: Runtime, args: argparse.Namespace) -> None:
@@ -71,7 +72,7 @@ def run_predict(config: Config | None, runtime: Runtime, args: argparse.Namespac
     if runtime.distributed:
         raise ConfigError("--mode predict runs in one process (every process would score and write every pair); "
                           "run it with python main.py (or nnet-iqa), not torchrun")
-    pairs = predict.collect_pairs(args.reference, args.distorted, args.pairs)
+    pairs = predict.collect_pairs(args.reference, args.distorted, args.pairs, skip_bad=args.skip_bad)
     if args.cpu and args.device not in (None, "cpu"):
         raise ConfigError(f"--device {args.device}: --cpu asks for the CPU; give only one of them")
     device = choose_device(args.device) if args.device else runtime.device
@@ -106,7 +107,8 @@ def run_cross_dataset(config: Config | None, runtime: Runtime, args: argparse.Na
     datasets = cross_dataset.load_datasets(configs, args.split or "all", runtime)
     table = cross_dataset.cross_dataset_table(checkpoints, datasets, settings, runtime,
                                     args.output_dir or CROSS_DATASET_OUTPUT, trust=args.trust,
-                                    coverage=args.coverage or "tencrop", stride=args.stride)
+                                    coverage=args.coverage or "tencrop", stride=args.stride,
+                                    allow_trained_references=args.allow_trained_references)
     if table is not None:
         sys.stdout.write(table)
 

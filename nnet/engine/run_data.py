@@ -104,11 +104,9 @@ def ntire_test_data(data: DataConfig, runtime: Runtime) -> list[PairRecord]:
     return records
 
 
-def describe_split(data: DataConfig, training: TrainingData) -> dict:
-    """What ``split.json`` records: the dataset, where it was read, the seed and fractions, and the
-    references (and pair counts) of each part."""
+def split_settings(data: DataConfig) -> dict:
+    """The settings that decide a split: the dataset, where it was read, the seed and the fractions."""
     source = locate(data)
-    parts = {"train": training.train, "validation": training.validation, "test": training.test}
     return {
         "dataset": data.dataset,
         "layout": source.layout,
@@ -116,6 +114,14 @@ def describe_split(data: DataConfig, training: TrainingData) -> dict:
         "labels": None if source.table is None else str(source.table),
         "seed": data.split_seed,
         "fractions": {"validation": data.val_fraction, "test": data.test_fraction},
+    }
+
+
+def describe_split(data: DataConfig, training: TrainingData) -> dict:
+    """What ``split.json`` records: :func:`split_settings`, and the references (and pair counts) of each part."""
+    parts = {"train": training.train, "validation": training.validation, "test": training.test}
+    return {
+        **split_settings(data),
         "pairs": {name: len(records) for name, records in parts.items()},
         "references": {name: sorted({record.reference_name for record in records})
                        for name, records in parts.items()},

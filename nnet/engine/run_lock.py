@@ -103,9 +103,14 @@ def folder_lock(folder: str | os.PathLike, mode: str, field: str = "callback_pat
         _warn_unprotected("this platform has no fcntl.flock")
         yield False
         return
+    created = _missing_folders(Path(folder))
     folder = check_output_folder(folder, 0, field)
     path = folder / LOCK_NAME
-    descriptor = _lock(path, mode, field)
+    try:
+        descriptor = _lock(path, mode, field)
+    except OutputError:
+        _remove_if_empty(created)
+        raise
     if descriptor is not None:
         _held.add(descriptor)
     try:
@@ -117,6 +122,25 @@ def folder_lock(folder: str | os.PathLike, mode: str, field: str = "callback_pat
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
             os.close(descriptor)
+        _remove_if_empty(created)  # a run that failed before writing anything leaves no empty folder
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """Remove the folders (deepest first) that are still empty; keep the rest."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (the run wrote something), or already gone
+            return
 
 
 def _lock(path: Path, mode: str, field: str) -> int | None:

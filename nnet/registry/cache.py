@@ -14,15 +14,13 @@ import http.client
 import logging
 import os
 import secrets
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tqdm import tqdm
-
 from nnet.errors import CheckpointError, OutputError, WeightsUnavailableError
 from nnet.fileio import atomic_write_text
+from nnet.progress import progress as progress_counter
 from nnet.registry.cards import ModelCard, is_model_name, model_card
 from nnet.registry.lock import waiting_lock
 
@@ -147,8 +145,8 @@ def _copy_response(card: ModelCard, handle) -> None:
     try:
         with urllib.request.urlopen(card.url, timeout=DOWNLOAD_TIMEOUT_S) as response:
             announced, received = response.length, 0
-            with tqdm(total=announced, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
-                      desc=f"downloading {card.name}", disable=None) as progress:
+            with progress_counter(total=announced, unit="B", unit_scale=True, unit_divisor=1024,
+                                  desc=f"downloading {card.name}") as progress:
                 while chunk := response.read(_CHUNK):
                     handle.write(chunk)
                     received += len(chunk)

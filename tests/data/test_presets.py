@@ -218,7 +218,10 @@ def test_tid2013_refuses_a_name_two_files_match(tmp_path):
 def test_live_refuses_mat_files_of_another_shape(tmp_path):
     dataset = fake.live_download(tmp_path)
     scipy.io.savemat(dataset.root / "dmos.mat", {"dmos": np.zeros((1, 779)), "orgs": np.zeros((1, 779))})
-    with pytest.raises(DataError, match=r"dmos\.mat: 'dmos' has 779 entries where LIVE release 2 has 982"):
+    with pytest.raises(DataError, match=r"779 scores, 779 orgs flags and 982 reference names; the files must"):
+        read_dataset(config(dataset, "live"))
+    scipy.io.savemat(dataset.root / "dmos.mat", {"dmos": np.zeros((1, 990)), "orgs": np.zeros((1, 990))})
+    with pytest.raises(DataError, match=r"dmos\.mat: 'dmos' has 990 entries where LIVE release 2 has 982"):
         read_dataset(config(dataset, "live"))
     scipy.io.savemat(dataset.root / "dmos.mat", {"mos": np.zeros((1, 982))})
     with pytest.raises(DataError, match=r"holds 'mos', not LIVE's 'dmos' \(or 'dmos_new'\) and 'orgs'"):

@@ -10,8 +10,9 @@ from oracles import read_labels
 
 from nnet.data.datasets.pipal import scan_pipal_test, scan_pipal_train
 from nnet.data.images import load_rgb
+from nnet.data.synthetic.cli import main
 from nnet.data.synthetic.distortions import DISTORTIONS
-from nnet.data.synthetic.writer import generate_synthetic_pipal, main
+from nnet.data.synthetic.writer import generate_synthetic_pipal
 from nnet.errors import DataError
 
 

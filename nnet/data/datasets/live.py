@@ -10,9 +10,10 @@ Layout::
     <root>/refnames_all.mat    refnames_all (1×982 cell: the reference of each image)
 
 The 982 entries of the two MATLAB files follow the folders in that order and the images in number
-order (entry 228 is ``jpeg/img1.bmp``). Entries flagged in ``orgs`` are copies of their reference and
-are left out, as in the literature (779 distorted images remain). ``dmos_realigned.mat`` (``dmos_new``)
-is read the same way when named as the label file.
+order (entry 228 is ``jpeg/img1.bmp``); files with fewer entries (a subset) describe the first ones.
+Entries flagged in ``orgs`` are copies of their reference and are left out, as in the literature (779
+distorted images remain). ``dmos_realigned.mat`` (``dmos_new``) is read the same way when named as the
+label file.
 """
 
 import os
@@ -68,12 +69,16 @@ def scan_live(root: str | os.PathLike, label_file: str | os.PathLike | None = No
     names_file = root / NAMES_FILE
     reference_names = [_text(item) for item in _entries(_load_mat(names_file, "LIVE's refnames_all.mat"),
                                                          "refnames_all", names_file)]
+    if not len(scores) == len(originals) == len(reference_names):
+        raise DataError(f"{label_file} and {names_file}: {len(scores)} scores, {len(originals)} orgs flags and "
+                        f"{len(reference_names)} reference names; the files must describe the same entries (use "
+                        "one release's dmos.mat and refnames_all.mat)")
 
     problems = ProblemList(f"LIVE in {root}")
     guard = RootGuard(root, allow_outside_root)
     records = []
     for entry, (name, score, original, reference_name) in enumerate(
-            zip(live_image_names(), scores, originals, reference_names, strict=True), start=1):
+            zip(live_image_names()[:len(scores)], scores, originals, reference_names, strict=True), start=1):
         if original:
             continue
         where = f"{label_file}: entry {entry}"
@@ -106,13 +111,15 @@ def _load_mat(path: Path, what: str) -> dict:
 
 
 def _entries(variables: dict, name: str, path: Path) -> np.ndarray:
-    """The 982 values of the MATLAB array ``name`` (any 1×982 or 982×1 shape), or a DataError."""
+    """The values of the MATLAB array ``name`` (any 1×n or n×1 shape), or a DataError. Release 2 has 982
+    entries; fewer (a subset, or a generated tree) stand for the first entries in the same order."""
     if name not in variables:
         raise DataError(f"{path}: has no variable {name!r} (holds {_variables(variables)}); use LIVE release 2's file")
     values = np.asarray(variables[name]).ravel()
-    if values.size != ENTRIES:
-        raise DataError(f"{path}: {name!r} has {values.size} entries where LIVE release 2 has {ENTRIES}; "
-                        "use the files of LIVE release 2 (jp2k 227, jpeg 233, wn, gblur and fastfading 174 each)")
+    if not 0 < values.size <= ENTRIES:
+        raise DataError(f"{path}: {name!r} has {values.size} entries where LIVE release 2 has {ENTRIES} (the "
+                        "images of jp2k 227, jpeg 233, wn, gblur and fastfading 174 each, in that order); use the "
+                        "files of LIVE release 2, or a subset of its first entries")
     if values.dtype != object and not np.all(np.isfinite(values.astype(float))):
         raise DataError(f"{path}: {name!r} holds non-finite values; re-download it from LIVE release 2")
     return values

@@ -43,6 +43,7 @@ class DataSettings(Protocol):
     lower_is_better: bool | None
     score_range: tuple[float, float] | None
     allow_outside_root: bool
+    synthetic: bool
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,12 @@ class DatasetSource:
     score_range: tuple[float, float] | None
     scale: str  # what score_range is, for messages: the preset's scale, or "data.score_range"
     allow_outside_root: bool
+    synthetic: bool = False  # the generated stand-in (data.synthetic), not the dataset itself
+
+    @property
+    def label(self) -> str:
+        """The title for plots and tables: ``PIPAL (synthetic)`` for the generated stand-in."""
+        return f"{self.title} (synthetic)" if self.synthetic else self.title
 
 
 def _underscore_field(name: str) -> str | None:
@@ -185,7 +192,7 @@ def locate(data: DataSettings) -> DatasetSource:
     label_file = data.label_file or preset.label_file
     table = None if label_file is None else root / label_file
     return DatasetSource(preset.title, preset, "download", root, None, table, preset.lower_is_better, score_range,
-                         scale, data.allow_outside_root)
+                         scale, data.allow_outside_root, data.synthetic)
 
 
 def read_dataset(data: DataSettings) -> list[PairRecord]:

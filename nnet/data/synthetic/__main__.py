@@ -1,7 +1,7 @@
-"""``python -m nnet.data.synthetic``: write a synthetic dataset (see :mod:`nnet.data.synthetic.writer`)."""
+"""``python -m nnet.data.synthetic``: write a synthetic dataset (see :mod:`nnet.data.synthetic.cli`)."""
 
 import sys
 
-from nnet.data.synthetic.writer import main
+from nnet.data.synthetic.cli import main
 
 sys.exit(main())

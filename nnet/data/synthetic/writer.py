@@ -1,6 +1,6 @@
 """A small synthetic dataset in PIPAL's exact layout, for tests, demos and benchmarks.
 
-    python -m nnet.data.synthetic --out datasets/PIPAL_synthetic --refs 8 --seed 0
+    python -m nnet.data.synthetic --out datasets/PIPAL_synthetic --refs 8 --seed 0   (the command line: cli.py)
 
 writes ``Train_Ref``, ``Distortion1..4`` (or ``Distortion_1..4``), ``Train_Label`` and the
 ``NTIRE2022_FR_Testing_Ref/Dis`` part (optionally a validation part too). Test and validation
@@ -9,11 +9,8 @@ Scores come from an SSIM/PSNR blend on PIPAL's scale plus a little rater noise, 
 with each distortion's severity. Files are byte-identical for the same arguments.
 """
 
-import argparse
 import shutil
-import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +20,7 @@ from PIL import Image
 from nnet.data.synthetic.distortions import DISTORTIONS
 from nnet.data.synthetic.ground_truth import quality_score
 from nnet.data.synthetic.scenes import render_scene
-from nnet.errors import ConfigError, DataError, IQAError
+from nnet.errors import ConfigError, DataError
 from nnet.fileio import atomic_write, atomic_write_text
 
 RATER_NOISE = 6.0  # std of the noise added to each measured score, on PIPAL's scale
@@ -177,46 +174,3 @@ def _prepare(out_dir: Path, overwrite: bool) -> None:
                 elif folder.is_dir():
                     shutil.rmtree(folder)
     out_dir.mkdir(parents=True, exist_ok=True)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m nnet.data.synthetic",
-        description="Write a small synthetic dataset in PIPAL's layout (see datasets/README.md).")
-    parser.add_argument("--out", required=True, type=Path, help="the new PIPAL root folder")
-    parser.add_argument("--refs", type=int, default=8, help="training references (default 8)")
-    parser.add_argument("--distortions-per-ref", type=int, default=16,
-                        help=f"distorted images per reference, at most "
-                             f"{sum(len(d.levels) for d in DISTORTIONS)} (default 16)")
-    parser.add_argument("--all-distortions", action="store_true",
-                        help="every distortion type at every level for each reference")
-    parser.add_argument("--size", type=int, default=288, help="image side in pixels (288)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--test-refs", type=int, default=4, help="NTIRE test-part references")
-    parser.add_argument("--val-refs", type=int, default=0, help="NTIRE validation references")
-    parser.add_argument("--test-labels", type=Path,
-                        help="test label file (default: <out>_test_labels.txt beside the tree)")
-    parser.add_argument("--val-labels", type=Path,
-                        help="validation label file (default: <out>_val_labels.txt)")
-    parser.add_argument("--official-folder-names", action="store_true",
-                        help="name the folders Distortion_1..4 instead of Distortion1..4")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace the PIPAL folders of an existing --out")
-    args = parser.parse_args(argv)
-    try:
-        summary = generate_synthetic_pipal(
-            args.out, refs=args.refs,
-            distortions_per_ref=None if args.all_distortions else args.distortions_per_ref,
-            size=args.size, seed=args.seed, test_refs=args.test_refs, val_refs=args.val_refs,
-            test_labels=args.test_labels, val_labels=args.val_labels,
-            official_folder_names=args.official_folder_names, overwrite=args.overwrite)
-    except IQAError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"wrote {summary.train_images} training, {summary.val_images} validation and "
-          f"{summary.test_images} test images to {summary.root} in {summary.seconds:.1f} s")
-    for labels in (summary.val_labels, summary.test_labels):
-        if labels is not None:
-            print(f"labels kept outside the tree: {labels}")
-    return 0
-

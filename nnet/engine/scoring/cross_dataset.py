@@ -40,13 +40,15 @@ import numpy as np
 from nnet.agreement import LOGISTIC_NAME, LOGISTIC_PARAMETERS, correlation_metrics
 from nnet.config import SCORED_SPLITS, Config, resolve_num_workers
 from nnet.data.datasets.presets import DatasetSource, locate
+from nnet.data.problems import ProblemList
 from nnet.data.records import PairRecord
 from nnet.data.score_scale import ScoreScale
 from nnet.engine.distributed import Runtime
 from nnet.engine.preflight import REPORT_BYTES, check_output_folder
 from nnet.engine.scoring.evaluate import labelled_split
 from nnet.engine.scoring.scorer import load_scorer
-from nnet.errors import ConfigError
+from nnet.engine.scoring.seen_references import check_held_out
+from nnet.errors import ConfigError, DataError
 from nnet.fileio import atomic_write_text
 from nnet.plots import metrics_caption, save_scatter, score_label
 
@@ -126,23 +128,34 @@ def load_datasets(configs: Sequence[tuple[str, Config]], split: str, runtime: Ru
     if split not in SCORED_SPLITS:
         raise ConfigError(f"--split {split}: not a split; choose one of {', '.join(SCORED_SPLITS)}")
     sources = [locate(config.data) for _, config in configs]
-    labels = distinct_labels([[source.title, f"{source.title} ({config.name})", spec]
+    labels = distinct_labels([[source.label, f"{source.label} ({config.name})", spec]
                               for source, (spec, config) in zip(sources, configs, strict=True)], "--datasets")
-    return [ScoredDataset(label, spec, source, split, labelled_split(config, runtime, split))
-            for label, source, (spec, config) in zip(labels, sources, configs, strict=True)]
+    problems = ProblemList(f"--datasets ({len(configs)} datasets)")
+    datasets = []
+    for label, source, (spec, config) in zip(labels, sources, configs, strict=True):
+        try:
+            datasets.append(ScoredDataset(label, spec, source, split, labelled_split(config, runtime, split)))
+        except DataError as error:  # every dataset is checked, and every problem reported together
+            problems.add(str(error).replace("\n", "\n    "))
+    problems.raise_if_any()
+    return datasets
 
 
 def cross_dataset_table(checkpoints: Sequence[Path], datasets: Sequence[ScoredDataset], settings: Config,
                         runtime: Runtime, output_dir: Path, trust: bool = False, coverage: str = "tencrop",
-                        stride: int | None = None) -> str | None:
+                        stride: int | None = None, allow_trained_references: bool = False) -> str | None:
     """Score every dataset with every checkpoint, write the table, plots and predictions to ``output_dir``
     (main process) and return the table as Markdown (None on other ranks).
 
     ``settings`` gives the scoring settings: ``batch_size_eval`` (distorted images per reference group),
     ``num_workers`` and ``inference_precision``; ``coverage`` and ``stride`` say which windows are scored
-    (:class:`nnet.engine.scoring.scorer.Scorer`).
+    (:class:`nnet.engine.scoring.scorer.Scorer`). A validation or test part holding references a
+    checkpoint's run trained on is refused before anything is scored, unless ``allow_trained_references``.
     """
     check_output_folder(output_dir, REPORT_BYTES, "--output-dir")
+    for path in checkpoints:
+        for dataset in datasets:
+            check_held_out(path, dataset.source.root, dataset.split, dataset.records, allow_trained_references)
     rows = score_rows(checkpoints, datasets, settings, runtime, trust=trust, coverage=coverage, stride=stride)
     if not runtime.is_main:
         return None
@@ -186,7 +199,7 @@ def write_row_files(output_dir: Path, row: Row) -> None:
     """The row's scatter plot (of the oriented predictions, as the metrics saw them) and its predictions CSV
     (as scored, on the checkpoint's scale)."""
     records = row.dataset.records
-    x_label = f"prediction of {row.checkpoint}" + (" (negated)" if row.negated else "")
+    x_label = f"prediction of {row.checkpoint}, on {row.trained_on}'s scale" + (" (negated)" if row.negated else "")
     title = f"{row.checkpoint} on {row.dataset.label} ({row.dataset.split})\n{metrics_caption(row.metrics)}"
     save_scatter(output_dir / f"{row.file_stem}.png", row.oriented, [record.mos for record in records], title, x_label,
                  score_label(row.dataset.source.lower_is_better, f"{row.dataset.label} score"))

@@ -11,11 +11,12 @@ from nnet.data.datasets.presets import locate
 from nnet.data.records import PairRecord
 from nnet.engine.distributed import Runtime
 from nnet.engine.preflight import REPORT_BYTES, check_output_folder
-from nnet.engine.run_data import ntire_test_data, training_data, uses_ntire_test_part
-from nnet.engine.scoring.reports import describe_report, evaluation_report, save_evaluation
+from nnet.engine.run_data import ntire_test_data, split_settings, training_data, uses_ntire_test_part
+from nnet.engine.scoring.reports import describe_report, evaluation_report, report_path, save_evaluation
 from nnet.engine.scoring.scorer import load_scorer
+from nnet.engine.scoring.seen_references import check_held_out
 from nnet.errors import DataError
-from nnet.plots import metrics_caption, save_scatter, score_label
+from nnet.plots import metrics_caption, predicted_label, save_scatter, score_label
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,15 @@ def labelled_split(config: Config, runtime: Runtime, split: str) -> list[PairRec
 
 
 def evaluate(config: Config, runtime: Runtime, checkpoint: Path, split: str = "validation",
-             trust: bool = False) -> dict | None:
-    """Score ``split`` with the checkpoint, log the metrics and save them beside the checkpoints (main process)."""
+             trust: bool = False, allow_trained_references: bool = False) -> dict | None:
+    """Score ``split`` with the checkpoint, log the metrics and save them beside the checkpoints (main process).
+
+    A validation or test part holding references the checkpoint's run trained on is refused, unless
+    ``allow_trained_references`` (:mod:`nnet.engine.scoring.seen_references`).
+    """
     check_output_folder(config.callback_path, REPORT_BYTES, "callback_path")
     records = labelled_split(config, runtime, split)
+    check_held_out(checkpoint, locate(config.data).root, split, records, allow_trained_references)
     scorer, model = load_scorer(checkpoint, config, runtime, trust)
     dataset = locate(config.data).title
     if runtime.is_main and not model.score_scale.matches(dataset):
@@ -61,20 +67,30 @@ def evaluate(config: Config, runtime: Runtime, checkpoint: Path, split: str = "v
                                        resolve_num_workers(config.num_workers), progress=True)
     if not runtime.is_main:
         return None
-    return write_report(Path(config.callback_path) / f"evaluation_{checkpoint.stem}_{split}.json", records,
-                        predictions, checkpoint, split, model.checkpoint_digest)
+    settings = report_settings(config, split)
+    path = report_path(Path(config.callback_path), f"evaluation_{checkpoint.stem}_{split}", settings)
+    axes = (predicted_label(model.score_scale.title, model.score_scale.lower_is_better),
+            score_label(records[0].lower_is_better, f"{locate(config.data).label} score"))
+    return write_report(path, records, predictions, checkpoint, settings, model.checkpoint_digest, axes)
 
 
-def write_report(path: Path, records: list[PairRecord], predictions: np.ndarray, checkpoint: Path, split: str,
-                 digest: str | None) -> dict:
-    """Metrics of ``predictions``, logged and saved as JSON at ``path``, and their scatter plot beside it
-    (``path`` with the suffix ``.png``)."""
+def report_settings(config: Config, split: str) -> dict:
+    """What a report records of how its pairs were chosen: the split, and the dataset's split settings."""
+    return {"split": split, "data": {**split_settings(config.data), "test_labels": config.data.test_labels}}
+
+
+def write_report(path: Path, records: list[PairRecord], predictions: np.ndarray, checkpoint: Path,
+                 settings: dict, digest: str | None, axes: tuple[str, str] = ("predicted score", "MOS")) -> dict:
+    """Metrics of ``predictions``, logged and saved as JSON at ``path`` with the ``settings`` that chose the
+    records (the split and the data settings), and their scatter plot beside it (suffix ``.png``, with the
+    ``axes`` labels: predicted, subjective)."""
     report = evaluation_report(records, predictions)
+    split = settings["split"]
     save_evaluation(path, report, records, predictions,
-                    {"checkpoint": str(checkpoint), "checkpoint_digest": digest, "split": split})
+                    {"checkpoint": str(checkpoint), "checkpoint_digest": digest, **settings,
+                     "references": len({record.reference_name for record in records})})
     plot = save_scatter(path.with_suffix(".png"), predictions, [record.mos for record in records],
-                        f"{checkpoint.name}, {split} split\n{metrics_caption(report['overall'])}",
-                        y_label=score_label(records[0].lower_is_better))
+                        f"{checkpoint.name}, {split} split\n{metrics_caption(report['overall'])}", *axes)
     log.info("%s metrics of %s (pooled over %d pairs):\n%s\nsaved to %s and %s", split, checkpoint.name, len(records),
              describe_report(report), path, plot)
     return report

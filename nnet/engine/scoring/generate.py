@@ -7,7 +7,7 @@ from nnet.config import Config, resolve_num_workers
 from nnet.engine.distributed import Runtime
 from nnet.engine.preflight import REPORT_BYTES, check_output_folder
 from nnet.engine.run_data import ntire_test_data
-from nnet.engine.scoring.evaluate import write_report
+from nnet.engine.scoring.evaluate import report_settings, write_report
 from nnet.engine.scoring.scorer import load_scorer, timed_scores
 from nnet.engine.scoring.submission import TEST_REPORT, default_description, write_submission
 from nnet.errors import CheckpointError
@@ -40,6 +40,6 @@ def generate(config: Config, runtime: Runtime, checkpoint: Path, trust: bool = F
         description=config.description or default_description(model.architecture))
     log.info("wrote %s (%d images, %.3f s per image)", archive, len(records), seconds_per_image)
     if all(record.mos is not None for record in records):
-        write_report(folder / TEST_REPORT, records, predictions, checkpoint, "test",
+        write_report(folder / TEST_REPORT, records, predictions, checkpoint, report_settings(config, "test"),
                      model.checkpoint_digest)
     return archive

@@ -272,6 +272,9 @@ def _stacked(images: list[torch.Tensor]) -> torch.Tensor:
 
 def _as_pixels(image: ImageInput, name: str) -> list[LabelledPixels]:
     if isinstance(image, (str, os.PathLike)):
+        if not os.path.isfile(image):
+            raise DataError(f"{os.fspath(image)}: no such image file (relative paths start at {os.getcwd()}); "
+                            f"check the path given as {name}")
         return [LabelledPixels(chw_pixels(load_rgb(image)), os.fspath(image), os.fspath(image))]
     if isinstance(image, Image.Image):
         return [LabelledPixels(chw_pixels(rgb_array(image, name)), name, id(image))]
@@ -294,11 +297,21 @@ def _tensor_pixels(tensor: torch.Tensor, name: str) -> list[LabelledPixels]:
         return []
     channels = batch.shape[1]
     if channels != 3:
-        fix = "repeat the channel: x.expand(-1, 3, -1, -1)" if channels < 3 else "drop the extra channels (alpha?)"
+        if batch.shape[-1] in (3, 4):
+            permute = "x.permute(2, 0, 1)" if tensor.dim() == 3 else "x.permute(0, 3, 1, 2)"
+            fix = (f"it looks channels-last ([H, W, C]): pass {permute}"
+                   + ("; drop alpha first: x[..., :3]" if batch.shape[-1] == 4 else ""))
+        else:
+            fix = ("repeat the channel: x.expand(-1, 3, -1, -1)" if channels < 3 else
+                   "drop the extra channels (alpha?)")
         raise DataError(f"{name}: {channels} channel(s) in shape {list(tensor.shape)}, the model needs 3 (RGB); {fix}")
     if batch.dtype != torch.uint8:
         if not batch.is_floating_point():
             raise DataError(f"{name}: dtype {batch.dtype}; pass float images in [0, 1] or uint8 images")
+        not_a_number = int(torch.isnan(batch).sum())
+        if not_a_number:
+            raise DataError(f"{name}: {not_a_number} NaN value(s) among its {batch.numel()} pixel values; images must "
+                            "be floats in [0, 1]: find where the NaN came from, or replace it (torch.nan_to_num)")
         problem = float_range_problem(name, float(batch.min()), float(batch.max()))
         if problem:
             raise DataError(problem)

@@ -37,6 +37,7 @@ from nnet.engine.scoring.map_pictures import map_paths, save_map_picture
 from nnet.engine.scoring.metric import FullReferenceMetric
 from nnet.errors import ConfigError, DataError, OutputError, preview
 from nnet.fileio import check_output, note_inputs, progressive_write
+from nnet.progress import progress
 
 log = logging.getLogger(__name__)
 NAME_SEPARATORS = "_-."  # what may follow a reference's name in a distorted image's name
@@ -74,10 +75,12 @@ def longest_prefix_match(stem: str, references_by_stem: dict[str, list[Path]]) -
     return []
 
 
-def match_folders(reference_dir: Path, distorted_dir: Path) -> list[PairRecord]:
+def match_folders(reference_dir: Path, distorted_dir: Path, skip_unmatched: bool = False) -> list[PairRecord]:
     """Pairs of two folders: a distorted image goes with the reference of the same file name, else with
     the one whose name (without extension) is its name's longest prefix (:func:`longest_prefix_match`).
-    Sorted by reference, then distorted name, so that pairs sharing a reference are scored together."""
+    Sorted by reference, then distorted name, so that pairs sharing a reference are scored together.
+    Images without one reference are refused, all together; with ``skip_unmatched`` they are logged and
+    left out (refused all the same when no image has a reference)."""
     references = image_files(reference_dir)
     by_name = {path.name: path for path in references}
     by_stem: dict[str, list[Path]] = {}
@@ -92,14 +95,22 @@ def match_folders(reference_dir: Path, distorted_dir: Path) -> list[PairRecord]:
             ambiguous.append(f"{path.name} matches {' and '.join(reference.name for reference in found)}")
         else:
             unmatched.append(path.name)
-    problems = ProblemList(f"Matching {distorted_dir} to {reference_dir}")
+    found = []
     if unmatched:
-        problems.add(f"{distorted_dir}: {len(unmatched)} images have no reference in {reference_dir} "
+        have = f"{len(unmatched)} image{'s have' if len(unmatched) > 1 else ' has'}"
+        found.append(f"{distorted_dir}: {have} no reference in {reference_dir} "
                      f"({preview(unmatched)}); name each like its reference, or <reference>_<anything>.<ext> "
                      "(- or . also separate)")
     if ambiguous:
-        problems.add(f"{reference_dir}: references that share a name ({preview(ambiguous)}); keep one reference "
+        found.append(f"{reference_dir}: references that share a name ({preview(ambiguous)}); keep one reference "
                      "per name")
+    if skip_unmatched and pairs:
+        for message in found:
+            log.warning("skipping: %s", message)
+        found = []
+    problems = ProblemList(f"Matching {distorted_dir} to {reference_dir}")
+    for message in found:
+        problems.add(message)
     problems.raise_if_any()
     return sorted(pairs, key=lambda pair: (pair.reference_name, pair.name))
 
@@ -114,8 +125,11 @@ def pairs_from_csv(csv_path: Path) -> list[PairRecord]:
     return scan_pairs_csv(csv_path, allow_outside_root=True, check_files=False, read_scores=False)
 
 
-def collect_pairs(reference: Path | None, distorted: Path | None, pairs_csv: Path | None) -> list[PairRecord]:
-    """The pairs of ``--reference``/``--distorted`` (two files, or two folders) or of ``--pairs``."""
+def collect_pairs(reference: Path | None, distorted: Path | None, pairs_csv: Path | None,
+                  skip_bad: bool = False) -> list[PairRecord]:
+    """The pairs of ``--reference``/``--distorted`` (two files, two folders, or one reference file against a
+    folder of distorted images) or of ``--pairs``; ``skip_bad``: distorted images of a folder that match no
+    reference are listed and left out rather than refused."""
     if pairs_csv is not None:
         if reference is not None or distorted is not None:
             raise ConfigError(f"--pairs {pairs_csv}: give either --pairs or --reference and --distorted, not both")
@@ -123,10 +137,13 @@ def collect_pairs(reference: Path | None, distorted: Path | None, pairs_csv: Pat
     if reference is None or distorted is None:
         raise ConfigError("--mode predict needs --reference PATH --distorted PATH (two files or two folders), "
                           "or --pairs CSV")
-    if reference.is_dir() != distorted.is_dir():
-        raise DataError(f"{reference} and {distorted}: give two files or two folders, not one of each")
+    if reference.is_dir() and not distorted.is_dir():
+        raise DataError(f"{reference} and {distorted}: a folder of references needs a folder of distorted images; "
+                        "give two files, two folders, or one reference file and a folder of distorted images")
     if reference.is_dir():
-        return match_folders(reference, distorted)
+        return match_folders(reference, distorted, skip_unmatched=skip_bad)
+    if distorted.is_dir():  # one reference for every image of the folder
+        return [_pair(reference, path, str(reference), str(path)) for path in image_files(distorted)]
     return [_pair(reference, distorted, str(reference), str(distorted))]
 
 
@@ -185,7 +202,7 @@ def score_pairs(metric: FullReferenceMetric, pairs: Sequence[PairRecord], output
     with contextlib.ExitStack() as stack:
         rows = (_CsvRows(stack.enter_context(progressive_write(output)), output) if output is not None
                 else _TableRows(stdout or sys.stdout, pairs))
-        bar = stack.enter_context(tqdm(total=len(pairs), desc="scoring", unit="pair", disable=None, file=sys.stderr))
+        bar = stack.enter_context(progress(total=len(pairs), desc="scoring", unit="pair"))
         for members, reference, distorted in _decoded_groups(pairs, _runs(pairs), skipped):
             if isinstance(reference, str):  # the reference failed to decode: so do all of its pairs
                 distorted = dict.fromkeys(distorted, reference)
@@ -207,8 +224,10 @@ def score_pairs(metric: FullReferenceMetric, pairs: Sequence[PairRecord], output
                         f"{'' if output is None else ' and in ' + str(output)}); fix the images")
     if output is None:
         return ""
-    skipped_note = f"; skipped {len(skipped)} pairs (see the problem column)" if skipped else ""
-    return f"wrote {len(pairs) - len(skipped)} scores to {output}{skipped_note}\n"
+    skipped_note = (f"; skipped {len(skipped)} pair{'s' * (len(skipped) != 1)} (see the problem column)"
+                    if skipped else "")
+    scored = len(pairs) - len(skipped)
+    return f"wrote {scored} score{'s' * (scored != 1)} to {output}{skipped_note}\n"
 
 
 def _runs(pairs: Sequence[PairRecord]) -> list[list[int]]:

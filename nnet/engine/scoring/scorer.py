@@ -31,7 +31,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from nnet.checkpoint import describe_scale, load_model, unwrap_model
 from nnet.config import Config
@@ -43,6 +42,7 @@ from nnet.engine.precision import Precision, scoring_precision
 from nnet.engine.scoring.grouping import ReferenceGroups
 from nnet.errors import CheckpointError, preview
 from nnet.models import FullReferenceIQA
+from nnet.progress import progress as progress_counter
 from nnet.windows import Box, coverage_boxes, tile_boxes, tile_grid
 
 log = logging.getLogger(__name__)
@@ -168,8 +168,8 @@ class Scorer:
         loader = DataLoader(groups, batch_size=None, num_workers=num_workers, pin_memory=self.device.type == "cuda")
         indices: list[int] = []
         normalized: list[torch.Tensor] = []  # kept on the device: one transfer at the end, no wait per group
-        for group in tqdm(loader, desc="scoring", unit="group", disable=not (progress and runtime.is_main),
-                          leave=False):
+        for group in progress_counter(loader, desc="scoring", unit="group", enabled=progress and runtime.is_main,
+                                      leave=False):
             normalized.append(self.score_group(group["reference"], group["distorted"]))
             indices += group["indices"].tolist()
         scores = scale.denormalize(torch.cat(normalized).cpu()).tolist() if normalized else []

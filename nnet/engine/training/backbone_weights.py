@@ -1,22 +1,44 @@
 """Give a freshly built model's trunk its weights, as the config asks (``model.backbone_weights``)."""
 
 import logging
+import socket
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
-from huggingface_hub import try_to_load_from_cache
+from huggingface_hub import constants, try_to_load_from_cache
 
 from nnet.config import ModelConfig
 from nnet.data.batches.builder import PairBatchBuilder
 from nnet.data.batches.image_store import ImageFiles
 from nnet.data.records import PairRecord
 from nnet.data.score_scale import ScoreScale
+from nnet.errors import WeightsUnavailableError
 from nnet.models import FullReferenceIQA
-from nnet.models.backbone import TIMM_HUB_TAG
+from nnet.models.backbone import OFFLINE_FIX, TIMM_HUB_TAG
 
 log = logging.getLogger(__name__)
 CALIBRATION_BATCH = 16
+HUB_TIMEOUT_SECONDS = 5.0  # to open a connection to the hub before a download is tried
+
+
+def check_hub_reachable() -> None:
+    """Fail in seconds, with one line naming the local-weights fix, when the weights cannot be downloaded:
+    ``HF_HUB_OFFLINE`` is set, or the hub's host takes no connection (where the hub client would retry
+    for about a minute first). Behind a proxy the client's own attempt decides."""
+    if constants.HF_HUB_OFFLINE:
+        raise WeightsUnavailableError(f"HF_HUB_OFFLINE is set and the local hub cache lacks {TIMM_HUB_TAG}; "
+                                      f"{OFFLINE_FIX}")
+    endpoint = urllib.parse.urlsplit(constants.ENDPOINT)
+    if urllib.request.getproxies().get(endpoint.scheme):
+        return
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=HUB_TIMEOUT_SECONDS).close()
+    except OSError as error:
+        raise WeightsUnavailableError(f"cannot reach {endpoint.hostname} to download {TIMM_HUB_TAG} "
+                                      f"({error or type(error).__name__}); {OFFLINE_FIX}") from None
 
 
 def cached_imagenet_weights() -> Path | None:
@@ -46,6 +68,11 @@ def prepare_backbone(model: FullReferenceIQA, model_config: ModelConfig, trainin
         log.warning("backbone: no ImageNet weights in the local hub cache; using a random trunk with "
                     "calibrated BatchNorm statistics (scores will be far below the published model's)")
     if choice == "imagenet":
+        cached = cached_imagenet_weights()
+        if cached is not None:  # no network round trip when the cache holds the file
+            model.backbone.load_weights_file(cached)
+            return f"backbone: ImageNet weights from the local hub cache ({cached})"
+        check_hub_reachable()
         model.backbone.load_imagenet_weights()
         return "imagenet", f"backbone: ImageNet weights ({TIMM_HUB_TAG})"
     if choice == "file":

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from nnet.checkpoint import (
     build_checkpoint,
@@ -44,6 +43,7 @@ from nnet.engine.training.seeding import rng_state, seed_everything
 from nnet.engine.training.step import BatchOutcome, HeadOnly, TrainingStep, build_optimizer
 from nnet.errors import CheckpointError, IQAError, preview
 from nnet.models import FullReferenceIQA, build_model
+from nnet.progress import progress
 
 log = logging.getLogger(__name__)
 # The head's weights stay within about ±10 in training; one beyond this bound means the run diverged (e.g. lr=1e30),
@@ -126,18 +126,18 @@ def train_one_epoch(trainer: "Trainer", batches: Iterable[dict], available: int,
     tally = EpochTally(config, epoch, optimizer_steps, logbook)
     pending: list[BatchOutcome] = []
     started = time.perf_counter()
-    with tqdm(total=count, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not runtime.is_main,
-              dynamic_ncols=True) as progress:
+    with progress(total=count, desc=f"epoch {epoch}/{config.epochs}", unit="batch",
+                  enabled=runtime.is_main) as bar:
         for index, (batch, reference_features, distorted_features) in enumerate(trainer.lookahead(batches, count)):
             pending.append(trainer.stepper.train_batch(reference_features, distorted_features,
                                                batch["target"].to(runtime.device, non_blocking=True),  # [B, 1]
                                                batch["name"], last=index + 1 == count))
             while pending and (not pending[-1].deferred or len(pending) > 2 * trainer.lookahead.batches_per_call):
                 tally.settle(pending.pop(0))
-            progress.update()
+            bar.update()
             if not pending:
                 rate = tally.pairs * runtime.world_size / (time.perf_counter() - started)
-                progress.set_postfix(loss=f"{tally.total_loss / max(tally.pairs, 1):.4f}", pairs_per_s=f"{rate:.1f}")
+                bar.set_postfix(loss=f"{tally.total_loss / max(tally.pairs, 1):.4f}", pairs_per_s=f"{rate:.1f}")
         for outcome in pending:
             tally.settle(outcome)
     elapsed = time.perf_counter() - started
@@ -195,6 +195,12 @@ def train(config: Config, runtime: Runtime, resume_path: Path | None = None, tru
         log.info("training on %d pairs (%d references), validating on %d pairs",
                  len(data.train), len({r.reference_name for r in data.train}), len(data.validation))
     resume = read_checkpoint(resume_path, trust=trust) if resume_path is not None else None
+    if resume is not None and isinstance(resume.get("epoch"), int) and resume["epoch"] >= config.epochs:
+        if runtime.is_main:
+            log.warning("%s: this run is finished (epoch %d of %d is trained), nothing to train; to train on, raise "
+                        "epochs (--set epochs=%d), or start a new run in another callback_path", resume_path,
+                        resume["epoch"], config.epochs, resume["epoch"] + 1)
+        return None
     # Before the model: its size grows with the crop, which must first be checked against the images.
     batches = TrainingBatches(data, config, runtime)
     network = prepare_model(config, data, runtime, resume, resume_path)

@@ -1,0 +1,48 @@
+"""Datasets as a newcomer meets them in reports: every missing dataset named at once, plots whose tick labels
+stay apart, whose predicted axis names its scale, and a synthetic tree labelled as such."""
+
+import numpy as np
+import pytest
+import torch
+
+from nnet.config import Config, DataConfig, ModelConfig, OptimizerConfig
+from nnet.data.datasets.presets import locate
+from nnet.engine.distributed import Runtime
+from nnet.engine.scoring.cross_dataset import load_datasets
+from nnet.errors import DataError
+from nnet.plots import predicted_label, scatter_figure
+
+
+def test_the_cross_dataset_pre_check_names_every_missing_dataset(tmp_path):
+    configs = [(name, Config(name, ModelConfig(), DataConfig(dataset=name, root=str(tmp_path / f"no_{name}")),
+                             OptimizerConfig())) for name in ("live", "tid2013", "kadid10k")]
+    with pytest.raises(DataError) as error:
+        load_datasets(configs, "all", Runtime(torch.device("cpu")))
+    message = str(error.value)
+    assert message.startswith("--datasets (3 datasets): 3 problems found")
+    assert all(f"no_{name}" in message for name, _ in configs)
+
+
+def tick_label_gap(figure) -> float:
+    """The smallest horizontal gap in pixels between neighbouring visible x tick labels (negative: overlap)."""
+    figure.canvas.draw()
+    renderer, axes = figure.canvas.get_renderer(), figure.axes[0]
+    low, high = sorted(axes.get_xlim())
+    boxes = [label.get_window_extent(renderer) for label, tick in zip(axes.get_xticklabels(), axes.get_xticks(),
+                                                                      strict=True) if low <= tick <= high]
+    return min(right.x0 - left.x1 for left, right in zip(boxes, boxes[1:], strict=False))
+
+
+@pytest.mark.parametrize(("start", "width"), [(-1503.3, 2.0), (-13000, 3000), (-1500, 400)])
+def test_tick_labels_of_negated_predictions_do_not_collide(start, width):
+    predicted = start - np.random.default_rng(0).random(50) * width
+    for inches, dpi in ((5.0, 120), (4.0, 80)):  # the PNG files and TensorBoard's images
+        assert tick_label_gap(scatter_figure(predicted, np.linspace(0, 1, 50), inches=inches, dpi=dpi)) > 0
+
+
+def test_the_predicted_axis_names_its_scale_and_a_synthetic_tree_its_nature(tmp_path):
+    assert predicted_label("PIPAL", False) == "predicted score, on PIPAL's scale (higher is better)"
+    assert predicted_label("", True) == "predicted score, on the checkpoint's scale (lower is better)"
+    synthetic = locate(DataConfig(dataset="PIPAL", root=str(tmp_path), synthetic=True))
+    assert synthetic.label == "PIPAL (synthetic)" and synthetic.title == "PIPAL"
+    assert locate(DataConfig(dataset="PIPAL", root=str(tmp_path))).label == "PIPAL"
