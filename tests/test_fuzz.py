@@ -9,11 +9,10 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from oracles import read_labels
 
 import nnet
 from nnet.checkpoint import FORMAT, build_checkpoint, read_checkpoint
-from nnet.data.datasets.labels import is_plain_name
+from nnet.data.datasets.labels import is_plain_name, read_labels
 from nnet.data.datasets.pairs_csv import scan_pairs_csv
 from nnet.data.datasets.pipal import scan_pipal_train
 from nnet.data.score_scale import ScoreScale

@@ -38,11 +38,15 @@ def random_pairs(height: int, width: int, count: int, seed: int = 0) -> tuple[li
     return distorted, reference
 
 
-@pytest.mark.parametrize("architecture", ["IQA_Conformer", "IQA_Transformer"])
-def test_runtime_scores_equal_the_torch_metric(architecture, tiny_export):
+@pytest.mark.parametrize(("architecture", "coverage", "stride"), [
+    ("IQA_Conformer", "tiles", None), ("IQA_Transformer", "tiles", None), ("IQA_Conformer", "tencrop", None),
+    ("IQA_Transformer", "tiles", 2),  # 45 windows of 64 on the 80x71 pair: three chunks
+])
+def test_runtime_scores_equal_the_torch_metric(architecture, coverage, stride, tiny_export):
     checkpoint, exported = tiny_export(architecture)
-    runtime = ExportedMetric(exported)
-    torch_metric = nnet.create_metric(architecture.lower(), checkpoint=checkpoint, device="cpu", precision="fp32")
+    runtime = ExportedMetric(exported, coverage=coverage, stride=stride)
+    torch_metric = nnet.create_metric(architecture.lower(), checkpoint=checkpoint, device="cpu", precision="fp32",
+                                      coverage=coverage, stride=stride)
     distorted, reference = random_pairs(80, 71, 3)  # odd margins: the centre crop rounds
     other_distorted, other_reference = random_pairs(64, 90, 1, seed=1)
     references = [reference] * 3 + [other_reference]

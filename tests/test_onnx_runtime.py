@@ -13,7 +13,8 @@ from PIL import Image
 
 from nnet.data.batches.pixels import normalize_pixels, ten_crops
 from nnet.errors import CheckpointError, DataError
-from nnet.runtime.crops import cut_crops
+from nnet.runtime.crops import cut_windows
+from nnet.windows import ten_crop_boxes
 
 onnx = pytest.importorskip("onnx", reason="the [onnx] extra (onnx, onnxruntime) is not installed")
 pytest.importorskip("onnxruntime", reason="the [onnx] extra (onnx, onnxruntime) is not installed")
@@ -27,7 +28,7 @@ HEAVY_DEPENDENCIES = ("torch", "torchvision", "timm", "scipy", "matplotlib", "tq
 @pytest.mark.parametrize("height, width", [(64, 64), (80, 71), (97, 130), (65, 200)])
 def test_crops_are_the_torch_scorers_ten_crops(height, width):
     image = np.random.default_rng(height).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    crops = cut_crops(image, 64)  # [10, 3, 64, 64]
+    crops = cut_windows(image, ten_crop_boxes(height, width, 64), 64)  # [10, 3, 64, 64]
     expected = ten_crops(torch.from_numpy(image).permute(2, 0, 1), 64)
     assert crops.shape == (10, 3, 64, 64) and crops.flags.c_contiguous
     assert torch.equal(normalize_pixels(torch.from_numpy(crops)), expected)

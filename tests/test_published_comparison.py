@@ -79,4 +79,4 @@ def test_an_output_of_other_images_or_a_malformed_one_is_refused(tmp_path, capsy
     with pytest.raises(DataError, match="malformed label line"):
         compare_with_published(broken, "iqa_conformer")
     assert main.main(["models", "compare", "iqa_conformer", str(tmp_path / "missing.txt")]) == 2
-    assert "missing.txt: file not found; give the output.txt" in capsys.readouterr().err
+    assert "missing.txt: output.txt not found; check the path" in capsys.readouterr().err

@@ -3,8 +3,8 @@ import zipfile
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from oracles import read_labels
 
+from nnet.data.datasets.labels import read_labels
 from nnet.engine.scoring.submission import (
     format_output_txt,
     format_readme_txt,

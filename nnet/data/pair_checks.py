@@ -4,11 +4,14 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from nnet.data.images import read_size
 from nnet.data.problems import ProblemList
 from nnet.data.records import PairRecord
 from nnet.errors import DataError
+
+Item = TypeVar("Item")  # an image as a caller holds it
 
 
 def pair_size_problem(reference: str | os.PathLike, distorted: str | os.PathLike, reference_size: Sequence[int],
@@ -72,3 +75,14 @@ def _size_or_problem(path: Path | str | os.PathLike, decode: bool) -> tuple[int,
         return read_size(path, decode=decode)
     except DataError as error:
         return str(error)
+
+
+def references_for(distorted: Sequence[Item], references: Sequence[Item]) -> list[Item]:
+    """One reference per distorted image: ``references`` as given, or a single reference repeated for all;
+    a DataError when the counts differ otherwise."""
+    if len(references) == 1 and len(distorted) > 1:
+        return list(references) * len(distorted)
+    if len(references) != len(distorted):
+        raise DataError(f"distorted: {len(distorted)} images but reference: {len(references)}; give one reference "
+                        "per distorted image, or a single reference for all")
+    return list(references)

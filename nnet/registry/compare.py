@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from nnet.agreement import correlation_metrics
-from nnet.data.datasets.labels import read_label_files
-from nnet.data.problems import ProblemList
-from nnet.errors import DataError, IQAError, preview
+from nnet.data.datasets.labels import read_labels
+from nnet.errors import IQAError, preview
 from nnet.registry.cards import model_card
 
 
@@ -54,8 +53,8 @@ def published_submission(model: str) -> Path:
 def compare_with_published(output: str | Path, model: str) -> SubmissionAgreement:
     """Compare the ``name,score`` file ``output`` (e.g. ``--mode generation``'s ``output.txt``) with the
     submission the authors made with the published ``model``."""
-    published = read_scores(published_submission(model))
-    yours = read_scores(output)
+    published = read_labels(published_submission(model), "published output.txt")
+    yours = read_labels(output, "output.txt")
     common = sorted(published.keys() & yours.keys())
     if not common:
         raise IQAError(f"{output}: none of its {len(yours)} image names is in the published submission of {model} "
@@ -69,15 +68,3 @@ def compare_with_published(output: str | Path, model: str) -> SubmissionAgreemen
         srcc=correlations["srcc"], plcc=correlations["plcc"],
         missing_in_output=sorted(published.keys() - yours.keys()),
         missing_in_published=sorted(yours.keys() - published.keys()))
-
-
-
-def read_scores(path: str | Path) -> dict[str, float]:
-    """A ``name,score`` file as ``{name: score}``; one DataError listing every malformed or repeated line."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found; give the output.txt that --mode generation wrote")
-    problems = ProblemList(f"Scores file {path}")
-    scores = read_label_files([path], problems)
-    problems.raise_if_any()
-    return {name: label.score for name, label in scores.items()}

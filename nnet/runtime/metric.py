@@ -6,10 +6,12 @@
     array([1503.21514893])
     >>> metric.score(reference="ref.png", distorted="dist.png"), metric.lower_better, metric.crop_size
 
-The protocol is the torch scorer's (:mod:`nnet.engine.scoring.scorer`): each pair is cut into TenCrop,
-the ten normalised crop scores are averaged in float64 and mapped to the checkpoint's scale. A
-reference is cut once for the run of consecutive pairs that share it, and its crops go into each model
-call with up to ``pairs_per_call`` of its distorted images.
+The protocol is the torch scorer's (:mod:`nnet.engine.scoring.scorer`): each pair is cut into the
+windows of its ``coverage`` (:mod:`nnet.windows`: tiles that cover every pixel, as ``nnet.create_metric``
+does by default, or TenCrop), the normalised window scores are averaged in float64 and mapped to the
+checkpoint's scale. A reference's windows are cut once per chunk of ``WINDOWS_PER_CHUNK`` for the run of
+consecutive pairs that share it, and go into each model call with up to ``pairs_per_call`` of its
+distorted images, so memory stays bounded on images of any size.
 """
 
 import os
@@ -20,15 +22,17 @@ import numpy as np
 from PIL import Image
 
 from nnet.data.images import load_rgb, rgb_array
-from nnet.data.pair_checks import pair_size_problem
+from nnet.data.pair_checks import pair_size_problem, references_for
 from nnet.data.pixel_checks import float_range_problem
 from nnet.data.records import group_indices
 from nnet.errors import DataError
-from nnet.runtime.crops import cut_crops
+from nnet.runtime.crops import cut_windows
 from nnet.runtime.model_file import open_session
+from nnet.windows import coverage_boxes
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
 CPU_PAIRS_PER_CALL = 4  # distorted images per call with their reference's crops (benchmarks/onnx_runtime.py)
+WINDOWS_PER_CHUNK = 16  # windows per image in one call, as the torch scorer's chunks (TenCrop: all ten)
 
 
 class Pixels(NamedTuple):
@@ -49,6 +53,8 @@ class ExportedMetric:
             ``["CUDAExecutionProvider", "CPUExecutionProvider"]`` with ``onnxruntime-gpu``.
         threads: ONNX Runtime's intra-op threads (default: its own choice, the physical cores).
         pairs_per_call: distorted images scored per model call, each call carrying their reference's crops.
+        coverage, stride: which windows are scored, as in ``nnet.create_metric`` (``tiles``, every
+            ``stride`` pixels, default the crop size; or ``tencrop``, the NTIRE protocol).
 
     Attributes:
         architecture, crop_size, input_dtype, scale: from the file's metadata (:class:`ExportedModelInfo`).
@@ -58,10 +64,12 @@ class ExportedMetric:
     """
 
     def __init__(self, model: str | os.PathLike, providers: list[str] | None = None, threads: int | None = None,
-                 pairs_per_call: int = CPU_PAIRS_PER_CALL) -> None:
+                 pairs_per_call: int = CPU_PAIRS_PER_CALL, coverage: str = "tiles", stride: int | None = None) -> None:
         if pairs_per_call < 1:
             raise ValueError(f"pairs_per_call must be at least 1, got {pairs_per_call}")
         self.session, info = open_session(model, providers, threads)
+        coverage_boxes(coverage, info.crop_size, info.crop_size, info.crop_size, stride)  # refuses bad settings now
+        self.coverage, self.stride = coverage, stride
         self.pairs_per_call = pairs_per_call
         self.architecture, self.crop_size, self.input_dtype = info.architecture, info.crop_size, info.input_dtype
         self.scale = info.scale
@@ -81,14 +89,10 @@ class ExportedMetric:
 
     def normalized_scores(self, distorted: ImageInput | Sequence[ImageInput],
                           reference: ImageInput | Sequence[ImageInput]) -> np.ndarray:
-        """The mean of the ten normalised crop scores of each pair (float64 ``[B]``), before the scale."""
+        """The mean of the normalised window scores of each pair (float64 ``[B]``), before the scale."""
         distorted_images = self._pixel_list(distorted, "distorted")
         reference_images = self._pixel_list(reference, "reference")
-        if len(reference_images) == 1 and len(distorted_images) > 1:
-            reference_images = reference_images * len(distorted_images)
-        if len(reference_images) != len(distorted_images):
-            raise DataError(f"distorted: {len(distorted_images)} images but reference: {len(reference_images)}; give "
-                            "one reference per distorted image, or a single reference for all")
+        reference_images = references_for(distorted_images, reference_images)
         for index, (image, ref) in enumerate(zip(distorted_images, reference_images, strict=True)):
             problem = pair_size_problem(ref.label, image.label, ref.pixels.shape[1::-1], image.pixels.shape[1::-1],
                                         self.crop_size, crop_is_fixed=True)
@@ -99,15 +103,18 @@ class ExportedMetric:
                                                  [distorted_images[index].pixels for index in run]) for run in runs])
 
     def _score_group(self, reference: np.ndarray, distorted: list[np.ndarray]) -> np.ndarray:
-        reference_crops = cut_crops(reference, self.crop_size)  # [10, 3, c, c], cut once for the whole run
-        scores = []
-        for start in range(0, len(distorted), self.pairs_per_call):
-            part = distorted[start:start + self.pairs_per_call]
-            distorted_crops = np.concatenate([cut_crops(image, self.crop_size) for image in part])  # [m·10, 3, c, c]
-            normalized, = self.session.run(["normalized"], {"reference": reference_crops,
-                                                            "distorted": distorted_crops})
-            scores.append(normalized.reshape(len(part), -1).astype(np.float64).mean(axis=1))
-        return np.concatenate(scores)
+        boxes = coverage_boxes(self.coverage, *reference.shape[:2], self.crop_size, self.stride)
+        totals = np.zeros(len(distorted))
+        for first in range(0, len(boxes), WINDOWS_PER_CHUNK):
+            chunk = boxes[first:first + WINDOWS_PER_CHUNK]
+            reference_windows = cut_windows(reference, chunk, self.crop_size)  # [n, 3, c, c], once for the run
+            for start in range(0, len(distorted), self.pairs_per_call):
+                part = distorted[start:start + self.pairs_per_call]
+                distorted_windows = np.concatenate([cut_windows(image, chunk, self.crop_size) for image in part])
+                normalized, = self.session.run(["normalized"], {"reference": reference_windows,
+                                                                "distorted": distorted_windows})  # [m·n, 1]
+                totals[start:start + len(part)] += normalized.reshape(len(part), -1).astype(np.float64).sum(axis=1)
+        return totals / len(boxes)
 
     def _pixel_list(self, images: ImageInput | Sequence[ImageInput], name: str) -> list[Pixels]:
         """Every accepted input form → checked ``[H, W, 3]`` arrays in the graph's dtype (at least one)."""

@@ -4,8 +4,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from oracles import read_labels
 
+from nnet.data.datasets.labels import read_labels
 from nnet.data.datasets.pipal import scan_pipal_test, scan_pipal_train
 from nnet.data.synthetic.writer import generate_synthetic_pipal
 from nnet.errors import DataError

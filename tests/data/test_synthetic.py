@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from oracles import read_labels
 
+from nnet.data.datasets.labels import read_labels
 from nnet.data.datasets.pipal import scan_pipal_test, scan_pipal_train
 from nnet.data.images import load_rgb
 from nnet.data.synthetic.cli import main

@@ -8,12 +8,14 @@ test sets, and the ``output.txt`` a submission writes, so predictions can be rea
 """
 
 import math
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from nnet.data.problems import ProblemList
+from nnet.errors import DataError
 from nnet.fileio import note_inputs
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # line breaks, tabs, terminal escapes…
@@ -95,3 +97,16 @@ def parse_score(text: str) -> float | None:
     except ValueError:
         return None
     return score if math.isfinite(score) else None
+
+
+def read_labels(path: str | os.PathLike, what: str = "label file") -> dict[str, float]:
+    """One ``name,score`` file (a label file, an NTIRE output.txt) as ``{name: score}``; one DataError listing
+    every malformed or repeated line (``what`` names the file in messages)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: {what} not found; check the path")
+    problems = ProblemList(f"{what[0].upper()}{what[1:]} {path}")
+    labels = read_label_files([path], problems)
+    problems.raise_if_any()
+    return {name: label.score for name, label in labels.items()}
+

@@ -33,7 +33,7 @@ from nnet.checkpoint import describe_scale, load_model
 from nnet.config import ARCHITECTURES, DEFAULT_INFERENCE_PRECISION
 from nnet.data.batches.pixels import chw_pixels
 from nnet.data.images import load_rgb, rgb_array
-from nnet.data.pair_checks import pair_size_problem
+from nnet.data.pair_checks import pair_size_problem, references_for
 from nnet.data.pixel_checks import float_range_problem
 from nnet.data.records import group_indices
 from nnet.engine.distributed import choose_device
@@ -132,11 +132,7 @@ class FullReferenceMetric(nn.Module):
         per pair (coverage ``tiles`` only: the pair's score is its mean)."""
         distorted_images = as_pixel_list(distorted, "distorted")
         reference_images = as_pixel_list(reference, "reference")
-        if len(reference_images) == 1 and len(distorted_images) > 1:
-            reference_images = reference_images * len(distorted_images)
-        if len(reference_images) != len(distorted_images):
-            raise DataError(f"distorted: {len(distorted_images)} images but reference: {len(reference_images)}; give "
-                            "one reference per distorted image, or a single reference for all")
+        reference_images = references_for(distorted_images, reference_images)
         for index, (image, ref) in enumerate(zip(distorted_images, reference_images, strict=True)):
             self._check_pair(image, ref, index)
         runs = group_indices([item.key for item in reference_images], consecutive=True)
