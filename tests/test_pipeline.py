@@ -106,7 +106,7 @@ def test_pipeline_writes_every_artefact(dataset, tmp_path, write_config):
     scores = tmp_path / "scores.csv"
     run_main("--mode", "predict", "--checkpoint", run / "checkpoints_swa-equal-1-2.ckpt",
              "--reference", dataset / "NTIRE2022_FR_Testing_Ref", "--distorted", dataset / "NTIRE2022_FR_Testing_Dis",
-             "--output", scores)
+             "--output", scores, "--coverage", "tencrop")
     rows = list(csv.DictReader(scores.open()))
     assert len(rows) == 12
     submitted = dict(line.split(",") for line in lines)

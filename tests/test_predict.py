@@ -217,10 +217,10 @@ def test_rows_reach_the_file_group_by_group_and_a_reference_is_shared_within_a_g
     calls = []
     score = FullReferenceMetric.score_checked
 
-    def spy(self, reference, distorted, names):
+    def spy(self, reference, distorted, return_map=False, names=None):
         [partial] = tmp_path.glob("scores.csv.*.partial")
         calls.append((len(distorted), len(read_rows(partial))))  # rows on disk before it
-        return score(self, reference, distorted, names)
+        return score(self, reference, distorted, return_map, names)
 
     monkeypatch.setattr(predict, "PAIRS_PER_CALL", 2)
     monkeypatch.setattr(FullReferenceMetric, "score_checked", spy)

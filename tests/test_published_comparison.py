@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from oracles import read_labels
 from scipy import stats
 
 import main
+from nnet.data.datasets.labels import read_labels
 from nnet.errors import DataError, IQAError
 from nnet.registry import compare_with_published, published_submission
 

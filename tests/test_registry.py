@@ -298,7 +298,7 @@ def test_create_metric_by_name_downloads_and_scores_with_the_published_weights(s
     swap_in_fixture(server, monkeypatch, upstream_fixtures, "iqa_conformer")
     io = torch.load(upstream_fixtures / "iqa_conformer_seed0_io.pt", weights_only=True)
     reference, distorted = io["ref"][:1], io["dist"][:1]  # [1, 3, 192, 192] in [-1, 1], the fixture's first pair
-    metric = nnet.create_metric("iqa_conformer", device="cpu")
+    metric = nnet.create_metric("iqa_conformer", device="cpu", coverage="tencrop")
     assert len(server.requests) == 1
     score = metric((distorted + 1) / 2, (reference + 1) / 2)
     # A 192x192 pair's ten crops are the image five times and its mirror image five times.

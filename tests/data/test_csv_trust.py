@@ -3,8 +3,8 @@
 from pathlib import Path
 
 import pytest
-from oracles import read_labels
 
+from nnet.data.datasets.labels import read_labels
 from nnet.data.datasets.pairs_csv import scan_pairs_csv
 from nnet.engine.scoring.predict import pairs_from_csv
 from nnet.errors import DataError

@@ -18,6 +18,7 @@ from nnet.agreement import LOGISTIC_NAME
 from nnet.config import Config, config_to_dict
 from nnet.engine.protocol.statistics import AGGREGATES, CONFIDENCE, summarize
 from nnet.engine.scoring.cross_dataset import METRIC_COLUMNS, Row
+from nnet.engine.scoring.reports import without_nan
 from nnet.fileio import atomic_write_text
 from nnet.plots import save_spread
 from nnet.version import __version__
@@ -146,7 +147,8 @@ def write_report(folder: Path, config: Config, results: Sequence[dict], trainer:
                 "cross_dataset": cross, "confidence": CONFIDENCE}
     atomic_write_text(folder / f"{REPORT_NAME}.md", markdown_report(config, results, summary, final_model, cross))
     atomic_write_text(folder / f"{REPORT_NAME}.csv", csv_report(results, summary))
-    atomic_write_text(folder / f"{REPORT_NAME}.json", json.dumps(manifest, indent=2, allow_nan=True) + "\n")
+    atomic_write_text(folder / f"{REPORT_NAME}.json",
+                      json.dumps(without_nan(manifest), indent=2, allow_nan=False) + "\n")
     plotted = [(name, key) for name, _, key in TEST_METRICS]
     save_spread(folder / f"{REPORT_NAME}.png",
                 {name: [metric_value(r["test"], key) for r in results] for name, key in plotted},

@@ -169,7 +169,8 @@ def split_result(split: ProtocolSplit, runtime: Runtime, bn_steps: int | None, t
             predictions = scorer.score_records(records, model.score_scale, runtime, config.batch_size_eval,
                                                resolve_num_workers(config.num_workers), progress=True)
             reports[part] = evaluate.write_report(split.folder / f"evaluation_{final.stem}_{part}.json", records,
-                                                  predictions, final, part, model.checkpoint_digest)
+                                                  predictions, final, evaluate.report_settings(config, part),
+                                                  model.checkpoint_digest)
     result = {"split": split.index, "split_seed": config.data.split_seed, "folder": str(split.folder),
               "checkpoint": str(final), "checkpoint_digest": model.checkpoint_digest,
               "pairs": {"train": len(data.train), "validation": len(data.validation), "test": len(data.test)},

@@ -35,7 +35,6 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
-from tqdm import tqdm
 
 from nnet.checkpoint import read_checkpoint
 from nnet.data.batches.transforms import epoch_seed
@@ -59,6 +58,7 @@ from nnet.engine.training.loop import (
 from nnet.engine.training.seeding import seed_everything
 from nnet.engine.training.step import HeadOnly, TrainingStep, build_optimizer
 from nnet.errors import IQAError
+from nnet.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -196,8 +196,8 @@ class StackedTrainer:
             streams.append(itertools.islice(iter(loader), counts[-1]))
             tallies.append(EpochTally(run.split.config, epoch, run.optimizer_steps, run.logbook))
         started = time.perf_counter()
-        with tqdm(total=max(counts), desc=f"epoch {epoch}/{self.config.epochs}, {len(self.runs)} splits",
-                  unit="step", dynamic_ncols=True) as progress:
+        with progress(total=max(counts), desc=f"epoch {epoch}/{self.config.epochs}, {len(self.runs)} splits",
+                      unit="step", enabled=self.runtime.is_main) as bar:
             for index in range(max(counts)):
                 live = [k for k, count in enumerate(counts) if index < count]
                 batches = [next(streams[k]) for k in live]
@@ -205,7 +205,7 @@ class StackedTrainer:
                 for k, batch, loss in zip(live, batches, losses, strict=True):
                     tallies[k].settle(self.runs[k].step.settle_batch(loss, batch["name"], len(batch["target"]),
                                                                      last=index + 1 == counts[k]))
-                progress.update()
+                bar.update()
         elapsed = time.perf_counter() - started
         results = []
         for run, tally in zip(self.runs, tallies, strict=True):
