@@ -162,7 +162,7 @@ def fresh_model(architecture: str, crop: int, fast: bool) -> FullReferenceIQA:
     """Seeded weights; ``fast=False`` is the plain model: contiguous trunk with separate BatchNorms,
     ``nn.Dropout``'s own masks."""
     torch.manual_seed(0)
-    return build_model(architecture, input_size=crop).use_fast_kernels(fast).use_fast_dropout(fast)
+    return build_model(architecture, crop_size=crop).use_fast_kernels(fast).use_fast_dropout(fast)
 
 
 def run(args: argparse.Namespace) -> None:

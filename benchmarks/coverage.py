@@ -67,7 +67,7 @@ def score_large_pair(checkpoint: Path, coverage: str, chunk: int | None, height:
 def large_pair(checkpoint: Path, height: int, width: int) -> None:
     context = multiprocessing.get_context("spawn")
     print(f"one {width}x{height} pair on the CPU ({torch.get_num_threads()} threads), crop "
-          f"{load_model(checkpoint, torch.device('cpu')).input_size}:")
+          f"{load_model(checkpoint, torch.device('cpu')).crop_size}:")
     print(f"{'coverage':<18} {'windows':>7} {'seconds':>8} {'MiB before scoring':>18} {'peak MiB':>9} {'score':>8}")
     for label, coverage, chunk in LARGE_PAIR_RUNS:
         queue = context.Queue()

@@ -49,7 +49,7 @@ def synthetic_pairs(references: int, group: int, size: int, seed: int = 0) -> tu
 def exported_model(architecture: str, crop: int, folder: Path) -> tuple[Path, Path]:
     """(checkpoint, .onnx) of a seeded random model with calibrated trunk statistics."""
     torch.manual_seed(0)
-    model = nnet.build_model(architecture, input_size=crop)
+    model = nnet.build_model(architecture, crop_size=crop)
     model.backbone.calibrate_batchnorm([torch.rand(8, 3, crop, crop) * 2 - 1])
     checkpoint = save_checkpoint(folder / f"{architecture}.ckpt", build_checkpoint(model, ScoreScale()))
     return checkpoint, nnet.export_onnx(checkpoint, folder / f"{architecture}.onnx")

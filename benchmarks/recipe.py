@@ -87,7 +87,7 @@ def train_variant(name: str, data: TrainingData, args: argparse.Namespace, runti
     if runtime.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(runtime.device)
     seed_everything(config.seed)  # the same initial weights for every variant (dropout has none)
-    network = build_model(config.model.architecture, dropout=config.model.dropout, input_size=args.crop_size)
+    network = build_model(config.model.architecture, dropout=config.model.dropout, crop_size=args.crop_size)
     network.to(runtime.device)
     batches = TrainingBatches(data, config, runtime)
     started = time.perf_counter()

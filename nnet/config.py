@@ -130,10 +130,13 @@ class DataConfig:
         if self.dataset == "csv" and not self.csv_path:
             raise ConfigError('DataConfig.csv_path: required when dataset="csv"')
         self._check_layout_fields()
-        _check(self, "val_fraction", 0.0 <= self.val_fraction < 1.0, "must satisfy 0 <= val_fraction < 1")
-        _check(self, "test_fraction", 0.0 <= self.test_fraction < 1.0, "must satisfy 0 <= test_fraction < 1")
+        _check(self, "val_fraction", 0.0 <= self.val_fraction < 1.0,
+               "must satisfy 0 <= val_fraction < 1; use e.g. 0.1 for a 90/10 split or 0 to train on everything")
+        _check(self, "test_fraction", 0.0 <= self.test_fraction < 1.0,
+               "must satisfy 0 <= test_fraction < 1; use e.g. 0.2 for a 6:2:2 split with val_fraction=0.2, or 0")
         _check(self, "test_fraction", self.val_fraction + self.test_fraction < 1.0,
-               f"plus val_fraction ({self.val_fraction}) must be below 1, to leave references for training")
+               f"plus val_fraction ({self.val_fraction}) must be below 1, to leave references for training "
+               "(e.g. 0.2 + 0.2)")
         _check(self, "mos_std", self.mos_std is None or self.mos_std > 0, "must be positive")
         _check(self, "score_range", self.score_range is None or self.score_range[0] < self.score_range[1],
                "must be (lowest, highest) with lowest < highest")

@@ -48,7 +48,7 @@ def tiny_model():
 
     def make(architecture: str, seed: int = 0):
         torch.manual_seed(seed)
-        return build_model(architecture, input_size=TINY_INPUT)
+        return build_model(architecture, crop_size=TINY_INPUT)
 
     return make
 
@@ -126,7 +126,7 @@ def tiny_export(tmp_path_factory):
     def make(architecture: str = "IQA_Conformer", input_dtype: str = "uint8") -> tuple[Path, Path]:
         if (architecture, input_dtype) not in made:
             torch.manual_seed(0)
-            model = build_model(architecture, input_size=TINY_INPUT)
+            model = build_model(architecture, crop_size=TINY_INPUT)
             model.backbone.calibrate_batchnorm([torch.rand(8, 3, TINY_INPUT, TINY_INPUT) * 2 - 1])
             checkpoint = save_checkpoint(folder / f"{architecture}.ckpt",
                                          build_checkpoint(model, ScoreScale.from_dict(TOY_DMOS_SCALE)))

@@ -58,7 +58,7 @@ def test_our_format_round_trips_with_its_description(architecture, tiny_model, t
     path = save_checkpoint(tmp_path / "checkpoints_3.ckpt", checkpoint)
     raw = torch.load(path, weights_only=True)
     assert raw["format_version"] == FORMAT_VERSION and raw["epoch"] == 3 and raw["step"] == 42
-    assert raw["versions"]["torch"] == torch.__version__ and raw["model_args"]["input_size"] == 64
+    assert raw["versions"]["torch"] == torch.__version__ and raw["model_args"]["crop_size"] == 64
     loaded = nnet.load_model(path)
     reference, distorted = tiny_pair()
     with torch.no_grad():
@@ -91,7 +91,7 @@ def test_missing_and_extra_keys_are_listed(tiny_model, tmp_path):
 
 def test_wrong_shapes_are_listed(tiny_model, tmp_path):
     checkpoint = build_checkpoint(tiny_model("IQA_Conformer"), ScoreScale())
-    checkpoint["model_args"]["input_size"] = 192  # positional table of a 5x5 grid will not fit 21x21
+    checkpoint["model_args"]["crop_size"] = 192  # positional table of a 5x5 grid will not fit 21x21
     path = save_checkpoint(tmp_path / "shape.ckpt", checkpoint)
     with pytest.raises(CheckpointError, match=r"position_embedding \(25, 128\) instead of \(441, 128\)"):
         nnet.load_model(path)

@@ -42,9 +42,9 @@ def saved(tiny_model, tmp_path):
 
 def test_a_saved_checkpoint_carries_its_scale_and_digest(saved):
     raw = torch.load(saved, weights_only=True)
-    assert raw["format_version"] == FORMAT_VERSION == 3
+    assert raw["format_version"] == FORMAT_VERSION == 4
     assert raw["digest"] == content_digest(raw) and raw["digest"].startswith("sha256:")
-    assert raw["model_args"]["input_size"] == 64 and "crop_size" not in raw["score_scale"]
+    assert raw["model_args"]["crop_size"] == 64 and "crop_size" not in raw["score_scale"]
     assert raw["score_scale"]["lower_is_better"] is True
     assert raw["score_scale"]["pixel_normalization"]["mean"] == [0.5, 0.5, 0.5]
     model = nnet.load_model(saved)
@@ -153,10 +153,23 @@ def test_a_format_2_checkpoint_loads_and_its_provenance_comes_from_its_config(ti
     old.pop("provenance")
     old["format_version"] = 2
     old["score_scale"]["crop_size"] = 64  # format 2 repeated the crop size here
+    old["model_args"]["input_size"] = old["model_args"].pop("crop_size")  # formats 1-3 named it input_size
     path = save_checkpoint(tmp_path / "v2.ckpt", old)
     model = nnet.load_model(path)
-    assert model.provenance == {"trunk": "imagenet", "data": "synthetic"} and model.input_size == 64
+    assert model.provenance == {"trunk": "imagenet", "data": "synthetic"} and model.crop_size == 64
     assert model.score_scale == SCALE
+
+
+def test_a_format_3_checkpoint_with_the_old_crop_name_loads(tiny_model, tmp_path):
+    old = build_checkpoint(tiny_model("IQA_Transformer"), SCALE)
+    old["format_version"] = 3
+    old["model_args"]["input_size"] = old["model_args"].pop("crop_size")
+    model = nnet.load_model(save_checkpoint(tmp_path / "v3.ckpt", old))
+    assert model.crop_size == 64 and model.model_args["crop_size"] == 64 and "input_size" not in model.model_args
+    current = build_checkpoint(tiny_model("IQA_Transformer"), SCALE)
+    current["model_args"]["input_size"] = current["model_args"].pop("crop_size")
+    with pytest.raises(CheckpointError, match="its model_args do not build an IQA_Transformer"):
+        nnet.load_model(save_checkpoint(tmp_path / "v4.ckpt", current))
 
 
 def test_an_edited_provenance_is_refused(tiny_model, tmp_path):

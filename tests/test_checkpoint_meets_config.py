@@ -11,10 +11,10 @@ from nnet.checkpoint import build_checkpoint, save_checkpoint
 from nnet.data.score_scale import ScoreScale
 
 
-def saved_model(path, architecture: str, input_size: int):
+def saved_model(path, architecture: str, crop_size: int):
     torch.manual_seed(0)
-    model = nnet.build_model(architecture, input_size=input_size)
-    model.backbone.calibrate_batchnorm([torch.rand(4, 3, input_size, input_size) * 2 - 1])
+    model = nnet.build_model(architecture, crop_size=crop_size)
+    model.backbone.calibrate_batchnorm([torch.rand(4, 3, crop_size, crop_size) * 2 - 1])
     return save_checkpoint(path, build_checkpoint(model, ScoreScale()))
 
 
@@ -44,7 +44,7 @@ def test_generation_describes_the_checkpoints_architecture_or_refuses_a_contradi
 
 def test_evaluation_warns_when_the_checkpoint_and_the_labels_point_opposite_ways(tiny_config, tmp_path, caplog):
     torch.manual_seed(0)
-    model = nnet.build_model("IQA_Conformer", input_size=64)
+    model = nnet.build_model("IQA_Conformer", crop_size=64)
     dmos = ScoreScale(mean=3.0, std=1.0, lower_is_better=True, dataset="toy-dmos")
     checkpoint = save_checkpoint(tmp_path / "dmos.ckpt", build_checkpoint(model, dmos))
     with caplog.at_level(logging.WARNING):

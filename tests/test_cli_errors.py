@@ -372,7 +372,7 @@ def option_negative_workers(world: World) -> Case:
 @pytest.fixture(scope="module")
 def tiny_checkpoints() -> dict[str, dict]:
     torch.manual_seed(0)
-    return {architecture: build_checkpoint(nnet.build_model(architecture, input_size=64), ScoreScale(), epoch=1,
+    return {architecture: build_checkpoint(nnet.build_model(architecture, crop_size=64), ScoreScale(), epoch=1,
                                            step=3, optimizer_state_dict={"state": {}, "param_groups": []})
             for architecture in ("IQA_Conformer", "IQA_Transformer")}
 

@@ -48,7 +48,7 @@ def write_config(tmp_path, body: str, name: str = "run.py"):
 def test_every_shipped_config_loads_and_builds(path):
     config = load_config(path)
     assert isinstance(config, Config)
-    model = build_model(config.model.architecture, dropout=config.model.dropout, input_size=config.data.crop_size)
+    model = build_model(config.model.architecture, dropout=config.model.dropout, crop_size=config.data.crop_size)
     assert model.architecture == config.model.architecture
     assert model.grid_size == 21  # every shipped config trains on 192×192 crops, like the published models
 
@@ -454,7 +454,7 @@ def test_the_smallest_crop_is_the_smallest_input_the_trunk_accepts():
     assert DataConfig(crop_size=smallest).crop_size == smallest
     with pytest.raises(ConfigError, match=f"DataConfig.crop_size: must be at least {smallest}"):
         DataConfig(crop_size=smallest - 1)
-    model = build_model("IQA_Transformer", input_size=smallest).eval()
+    model = build_model("IQA_Transformer", crop_size=smallest).eval()
     images = torch.zeros(1, 3, smallest, smallest)
     with torch.no_grad():
         assert model(images, images).shape == (1, 1)

@@ -36,7 +36,7 @@ def noisy(images: torch.Tensor, sigma: float, seed: int = 0) -> torch.Tensor:
 def fitted_model():
     """A 64-crop IQA Conformer whose head learnt, on cached trunk features, that more noise or blur is worse."""
     torch.manual_seed(0)
-    model = nnet.build_model("IQA_Conformer", input_size=CROP).eval()
+    model = nnet.build_model("IQA_Conformer", crop_size=CROP).eval()
     model.backbone.calibrate_batchnorm([textures(8, CROP, CROP, seed=1) * 2 - 1])
     references = textures(6, CROP, CROP, seed=2)
     levels = [0.0, 0.2, 0.4]
@@ -167,7 +167,7 @@ def test_adam_on_the_pixels_of_a_blurred_image_lowers_the_loss_and_raises_the_sc
 
 def test_the_loss_passes_gradcheck_on_a_tiny_float64_model(tmp_path):
     torch.manual_seed(0)
-    model = nnet.build_model("IQA_Transformer", input_size=32)
+    model = nnet.build_model("IQA_Transformer", crop_size=32)
     checkpoint = save_checkpoint(tmp_path / "tiny.ckpt", build_checkpoint(model, MOS_SCALE))
     loss = nnet.create_metric("iqa_transformer", checkpoint=checkpoint, device="cpu", as_loss=True).double()
     generator = torch.Generator().manual_seed(1)

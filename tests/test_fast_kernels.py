@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from nnet.models import iqa
 from nnet.models.backbone import FoldingConvNormAct, InceptionResNetV2Taps
 from nnet.models.dropout import Dropout, keep_mask
+from tests.conftest import TINY_INPUT
 
 
 @pytest.mark.parametrize("keep_probability", [0.9, 0.5, 0.03])
@@ -106,6 +107,19 @@ def test_chunked_trunk_passes_match_one_pass(tiny_model, tiny_pair, monkeypatch)
     hook.remove()
     assert batch_sizes == [3, 3, 3, 1]
     assert torch.allclose(chunked, one_pass, atol=1e-6) and chunked.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("sizes", [(3, 3), (2, 2, 2), (1, 4, 2, 3), (7,)])
+def test_features_per_batch_equal_the_split_features_of_their_concatenation(sizes, tiny_model, monkeypatch):
+    """The training step's trunk call: batches inside one chunk get views of it, batches across chunks a copy."""
+    model = tiny_model("IQA_Conformer").eval()
+    monkeypatch.setattr(iqa, "CPU_TRUNK_CHUNK", 3)
+    batches = [torch.rand(size, 3, TINY_INPUT, TINY_INPUT) * 2 - 1 for size in sizes]
+    with torch.no_grad():
+        expected = model.extract_features(torch.cat(batches)).split(list(sizes))
+        features = model.extract_batch_features(*batches)
+    assert [len(part) for part in features] == list(sizes)
+    assert all(torch.equal(got, want) for got, want in zip(features, expected, strict=True))
 
 
 @pytest.mark.parametrize("architecture", ["IQA_Conformer", "IQA_Transformer"])

@@ -7,13 +7,13 @@ from nnet.models import FullReferenceIQA
 
 
 def test_lookahead_changes_when_the_trunk_runs_not_what_the_optimizer_sees(tiny_config, tmp_path, monkeypatch):
-    extract, trunk_batches = FullReferenceIQA.extract_features, []
+    extract, trunk_batches = FullReferenceIQA.extract_batch_features, []
 
-    def counted(self, images):
-        trunk_batches.append(len(images))
-        return extract(self, images)
+    def counted(self, *image_batches):
+        trunk_batches.append(sum(len(images) for images in image_batches))
+        return extract(self, *image_batches)
 
-    monkeypatch.setattr(FullReferenceIQA, "extract_features", counted)
+    monkeypatch.setattr(FullReferenceIQA, "extract_batch_features", counted)
     config = tiny_config(epochs=1)  # 3 batches of 4 pairs
     runs = {}
     for ahead in (1, 3):

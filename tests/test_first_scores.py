@@ -19,7 +19,7 @@ SIZE = 72  # above the tiny model's 64×64 crops
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
-    model = nnet.build_model("IQA_Conformer", input_size=64)
+    model = nnet.build_model("IQA_Conformer", crop_size=64)
     return save_checkpoint(tmp_path_factory.mktemp("first") / "toy.ckpt", build_checkpoint(model, ScoreScale()))
 
 

@@ -104,7 +104,7 @@ VALUES = st.recursive(LEAVES, lambda children: st.one_of(
     st.lists(children, max_size=3), st.dictionaries(KEYS, children, max_size=3)), max_leaves=6)
 STATE_DICTS = st.dictionaries(st.one_of(st.sampled_from(STATE_KEYS), st.text(max_size=8), st.integers()),
                               st.one_of(TENSORS, VALUES), max_size=5)
-MODEL_ARGS = st.dictionaries(st.sampled_from(["dim", "heads", "ff_mult", "dropout", "input_size", "kernel_size", "x"]),
+MODEL_ARGS = st.dictionaries(st.sampled_from(["dim", "heads", "ff_mult", "dropout", "crop_size", "kernel_size", "x"]),
                              st.one_of(st.integers(-2, 96), st.floats(-1, 2), VALUES), max_size=3)
 FIELDS = {"format": st.sampled_from([FORMAT, "other"]), "format_version": st.one_of(st.integers(-1, 2), VALUES),
           "architecture": st.one_of(st.sampled_from(["IQA_Conformer", "IQA_Transformer"]), VALUES),
@@ -117,7 +117,7 @@ FIELDS = {"format": st.sampled_from([FORMAT, "other"]), "format_version": st.one
 def valid_checkpoint() -> dict:
     """A complete training checkpoint of a tiny IQA Transformer, to mutate."""
     torch.manual_seed(0)
-    model = nnet.build_model("IQA_Transformer", input_size=64)
+    model = nnet.build_model("IQA_Transformer", crop_size=64)
     optimizer = torch.optim.Adam(model.trainable_parameters())
     return build_checkpoint(model, ScoreScale(), epoch=1, step=3, optimizer_state_dict=optimizer.state_dict())
 

@@ -29,7 +29,7 @@ def trained_on_everything(tiny_config):
     data = training_data(config.data, runtime)
     record_split(config, data, runtime, resuming=False)
     torch.manual_seed(0)
-    model = build_model("IQA_Conformer", input_size=TINY_INPUT)
+    model = build_model("IQA_Conformer", crop_size=TINY_INPUT)
     checkpoint = save_checkpoint(f"{config.callback_path}/checkpoints_1.ckpt", build_checkpoint(model, ScoreScale()))
     return config_path, config, checkpoint
 

@@ -19,7 +19,7 @@ DMOS_SCALE = ScoreScale(mean=2.68, std=1.27, lower_is_better=True, dataset="toy-
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
-    model = nnet.build_model("IQA_Conformer", input_size=64)
+    model = nnet.build_model("IQA_Conformer", crop_size=64)
     model.backbone.calibrate_batchnorm([torch.rand(8, 3, 64, 64) * 2 - 1])
     return save_checkpoint(tmp_path_factory.mktemp("metric") / "toy.ckpt", build_checkpoint(model, DMOS_SCALE))
 

@@ -65,7 +65,7 @@ def test_pipeline_writes_every_artefact(dataset, tmp_path, write_config):
     averaged = weights(run / "checkpoints_swa-equal-1-2.ckpt")
     first, second = weights(run / "checkpoints_1.ckpt"), weights(run / "checkpoints_2.ckpt")
     parameters = dict(torch.load(run / "checkpoints_swa-equal-1-2.ckpt", weights_only=True)["model_state_dict"])
-    model = nnet.build_model("IQA_Conformer", input_size=64)
+    model = nnet.build_model("IQA_Conformer", crop_size=64)
     for name, _ in model.named_parameters():
         assert torch.allclose(parameters[name], (first[name] + second[name]) / 2, atol=1e-6), name
     assert not torch.equal(averaged["encoder.conv_module.batch_norm.running_mean"],

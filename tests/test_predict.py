@@ -29,7 +29,7 @@ SIZE = (80, 72)  # width, height: above the tiny model's 64×64 crops
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(0)
-    model = nnet.build_model("IQA_Conformer", input_size=64)
+    model = nnet.build_model("IQA_Conformer", crop_size=64)
     model.backbone.calibrate_batchnorm([torch.rand(8, 3, 64, 64) * 2 - 1])
     scale = ScoreScale(mean=2.68, std=1.27, lower_is_better=True, dataset="toy-dmos", label_range=(1.0, 5.0))
     return save_checkpoint(tmp_path_factory.mktemp("predict") / "toy.ckpt", build_checkpoint(model, scale))

@@ -34,7 +34,7 @@ def test_stacked_splits_train_as_their_single_runs(tmp_path, batched_heads, drop
     cpu = Runtime(torch.device("cpu"))
     StackedTrainer(splits, cpu, batched_heads=batched_heads).train()
     steps = set()
-    parameter_names = [name for name, parameter in build_model(config.model.architecture, input_size=64)
+    parameter_names = [name for name, parameter in build_model(config.model.architecture, crop_size=64)
                        .named_parameters() if parameter.requires_grad]  # the order of Adam's state
     for split in splits:
         single = dataclasses.replace(split.config, callback_path=f"{tmp_path}/single_{split.index}/")

@@ -6,7 +6,8 @@ Our format is a plain dict (loadable with ``torch.load(weights_only=True)``)::
     config_name, config, epoch, step, metrics, optimizer_state_dict, scaler_state_dict, rng_state,
     versions, created, digest
 
-``model_args`` alone rebuild the network (its crop size is ``model_args["input_size"]``).
+``model_args`` alone rebuild the network (its crop size is ``model_args["crop_size"]``; formats 1-3 named it
+``input_size``, which loading renames).
 ``score_scale`` (format 2) is what turns the network's normalised output into a score: the
 normaliser's mean and std, the direction, the dataset, the training labels' range and the pixel
 normalisation (format 2 also repeated the crop size there; format 3 drops the copy).
@@ -49,7 +50,7 @@ from nnet.version import __version__
 log = logging.getLogger(__name__)
 _WARNED: set[str] = set()  # toy-model warnings already logged by this process
 FORMAT = "nnet-iqa-checkpoint"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 # How a model's trunk got its weights ("trunk") and what it was trained on ("data").
 TRUNK_ORIGINS = ("imagenet", "calibrated-random", "random", "unknown")
 DATA_ORIGINS = ("dataset", "synthetic", "unknown")
@@ -272,7 +273,10 @@ def checkpoint_state(checkpoint: dict[str, Any]) -> tuple[str, dict[str, Any], d
     """(architecture, model_args, state dict with our keys) for a checkpoint of either format."""
     state_dict = strip_distributed_prefix(checkpoint["model_state_dict"])
     if checkpoint.get("format") == FORMAT:
-        return checkpoint["architecture"], dict(checkpoint["model_args"]), state_dict
+        model_args = dict(checkpoint["model_args"])
+        if checkpoint["format_version"] <= 3 and "input_size" in model_args:
+            model_args["crop_size"] = model_args.pop("input_size")
+        return checkpoint["architecture"], model_args, state_dict
     if not is_upstream_state_dict(state_dict):
         raise CheckpointError("not an IQA Conformer/Transformer checkpoint (unknown key layout); give a checkpoint "
                               "written by nnet or the original code")

@@ -76,7 +76,7 @@ def export_onnx(checkpoint: str | os.PathLike, output: str | os.PathLike, input_
         raise OutputError(f"{output}: is the checkpoint being exported; choose another output file, e.g. "
                           f"{checkpoint.with_suffix('.onnx')}")
     model = load_model(checkpoint, "cpu", trust=trust)
-    crop = model.input_size
+    crop = model.crop_size
     probes = [probe_crops(n, k, crop, input_dtype, seed) for seed, (n, k) in enumerate(PROBE_SHAPES, start=1)]
     with torch.no_grad():  # the scorer's own arithmetic (fast kernels) is what the graph must reproduce
         expected = [ScoringGraph(model, model.score_scale)(*map(torch.from_numpy, probe))[0].numpy()

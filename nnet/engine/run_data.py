@@ -94,11 +94,7 @@ def ntire_test_data(data: DataConfig, runtime: Runtime) -> list[PairRecord]:
         raise DataError(f"{source.root}: the NTIRE test part exists only in PIPAL's download layout "
                         f"(dataset='PIPAL'); {source.title} in the {source.layout} layout is tested on the "
                         "references held out by data.test_fraction")
-    labels = Path(data.test_labels) if data.test_labels else None
-    if labels is not None and not labels.is_file():
-        raise DataError(f"{labels}: test label file not found (data.test_labels); give the name,score file of the "
-                        "test part, or leave data.test_labels unset to score an unlabelled test part")
-    records = scan_pipal_test(source.root, data.test_ref_dir, data.test_dist_dir, labels=labels,
+    records = scan_pipal_test(source.root, data.test_ref_dir, data.test_dist_dir, labels=data.test_labels or None,
                               allow_outside_root=data.allow_outside_root)
     refuse_out_of_range(records, source.score_range, source.scale)
     return records

@@ -25,18 +25,18 @@ class ReferenceContext(NamedTuple):
 class FullReferenceIQA(nn.Module):
     """Shared front: frozen trunk on both images, f_diff = f_ref − f_dist, shared 1×1 projection.
 
-    ``forward(reference, distorted)`` takes normalised [B, 3, S, S] images (S = ``input_size``)
+    ``forward(reference, distorted)`` takes normalised [B, 3, S, S] images (S = ``crop_size``)
     and returns the normalised quality score [B, 1]. Subclasses implement :meth:`score_projected`.
     """
 
     architecture: str
 
-    def __init__(self, dim: int, heads: int, ff_mult: int, dropout: float, input_size: int) -> None:
+    def __init__(self, dim: int, heads: int, ff_mult: int, dropout: float, crop_size: int) -> None:
         super().__init__()
         self.model_args: dict[str, Any] = dict(dim=dim, heads=heads, ff_mult=ff_mult, dropout=dropout,
-                                               input_size=input_size)
-        self.input_size = input_size
-        self.grid_size = feature_grid_size(input_size)
+                                               crop_size=crop_size)
+        self.crop_size = crop_size
+        self.grid_size = feature_grid_size(crop_size)
         # How the trunk and the training data were made (nnet.checkpoint.provenance_of); set by training
         # and by checkpoint loading.
         self.provenance = {"trunk": "unknown", "data": "unknown"}
@@ -66,28 +66,47 @@ class FullReferenceIQA(nn.Module):
     def extract_features(self, images: torch.Tensor) -> torch.Tensor:
         """Frozen trunk features [B, 1920, h, w]. Records gradients only toward images that require them (the
         metric's loss, which optimises pixels); never toward the trunk's weights, which are frozen."""
+        chunks = self._feature_chunks(images)
+        return torch.cat(chunks) if len(chunks) > 1 else chunks[0]
+
+    def extract_batch_features(self, *image_batches: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Features of each batch, from one trunk pass over their concatenation (so identical to
+        :meth:`extract_features` of it, split); a batch that lies inside one of the CPU's chunks gets a
+        view of that chunk's features instead of a copy of a concatenation of them all."""
+        chunks = self._feature_chunks(torch.cat(image_batches))
+        chunk_size = len(chunks[0])
+        features, start = [], 0
+        for images in image_batches:
+            first, last = start // chunk_size, (start + len(images) - 1) // chunk_size
+            source = chunks[first] if first == last else torch.cat(chunks[first:last + 1])
+            offset = start - first * chunk_size
+            features.append(source[offset:offset + len(images)])
+            start += len(images)
+        return tuple(features)
+
+    def _feature_chunks(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The trunk's features of ``images`` in consecutive chunks: :data:`CPU_TRUNK_CHUNK` images each on
+        CPUs with the fast kernels (no faster in larger batches, and cache-friendly), else one."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and images.requires_grad):
             if not self.fast_kernels:
-                return self.backbone(images)
+                return [self.backbone(images)]
             images = images.contiguous(memory_format=torch.channels_last)
             if images.device.type == "cpu" and len(images) > CPU_TRUNK_CHUNK:
-                return torch.cat([self.backbone(chunk) for chunk in images.split(CPU_TRUNK_CHUNK)])
-            return self.backbone(images)
+                return [self.backbone(chunk) for chunk in images.split(CPU_TRUNK_CHUNK)]
+            return [self.backbone(images)]
 
     def forward(self, reference: torch.Tensor, distorted: torch.Tensor) -> torch.Tensor:
         """Scores [B, 1] of pairs ([B, 3, S, S] each), or of k groups of n distorted images
         ([k·n, …]) sharing n references ([n, …]), see :meth:`forward_features`."""
         for name, images in (("reference", reference), ("distorted", distorted)):
-            if images.dim() != 4 or tuple(images.shape[1:]) != (3, self.input_size, self.input_size):
+            if images.dim() != 4 or tuple(images.shape[1:]) != (3, self.crop_size, self.crop_size):
                 raise ValueError(
                     f"{type(self).__name__}.forward: {name} has shape {list(images.shape)}, but the network takes "
-                    f"[B, 3, {self.input_size}, {self.input_size}] images normalised to [-1, 1] (its position table "
+                    f"[B, 3, {self.crop_size}, {self.crop_size}] images normalised to [-1, 1] (its position table "
                     f"is {self.grid_size}x{self.grid_size}); for images of other sizes use nnet.create_metric, "
                     "which scores TenCrop crops of any image of at least that size")
         # One trunk pass over both images: identical to two passes because the trunk is in eval mode.
-        features = self.extract_features(torch.cat([reference, distorted]))
-        reference_features, distorted_features = features.split([len(reference), len(distorted)])
-        return self.forward_features(reference_features, distorted_features)
+        return self.forward_features(*self.extract_batch_features(reference, distorted))
 
     def forward_features(self, reference_features: torch.Tensor, distorted_features: torch.Tensor) -> torch.Tensor:
         """Scores from precomputed trunk features, so that a reference's features can be reused.
@@ -139,8 +158,8 @@ class IQAConformer(FullReferenceIQA):
     architecture = "IQA_Conformer"
 
     def __init__(self, dim: int = 128, heads: int = 4, ff_mult: int = 4, dropout: float = 0.1,
-                 input_size: int = 192, kernel_size: int = 7) -> None:
-        super().__init__(dim, heads, ff_mult, dropout, input_size)
+                 crop_size: int = 192, kernel_size: int = 7) -> None:
+        super().__init__(dim, heads, ff_mult, dropout, crop_size)
         self.model_args["kernel_size"] = kernel_size
         self.position_embedding = nn.Parameter(torch.randn(self.grid_size**2, dim))  # row 21·i + j
         self.encoder = ConformerBlock(dim, heads, ff_mult, kernel_size, dropout, cross=False)
@@ -171,8 +190,8 @@ class IQATransformer(FullReferenceIQA):
     architecture = "IQA_Transformer"
 
     def __init__(self, dim: int = 128, heads: int = 4, ff_mult: int = 8, dropout: float = 0.1,
-                 input_size: int = 192) -> None:
-        super().__init__(dim, heads, ff_mult, dropout, input_size)
+                 crop_size: int = 192) -> None:
+        super().__init__(dim, heads, ff_mult, dropout, crop_size)
         self.quality_tokens = nn.Parameter(torch.randn(2, dim))  # row 0: reference, row 1: difference
         self.position_embedding = nn.Parameter(torch.randn(self.grid_size**2 + 1, dim))
         self.encoder = TransformerBlock(dim, heads, ff_mult, dropout, cross=False)

@@ -6,6 +6,7 @@ import pytest
 from oracles import split_by_reference
 from test_splits import fake_records, references
 
+from nnet.config import DataConfig
 from nnet.data.datasets.splits import split_three_ways
 from nnet.errors import ConfigError, DataError
 
@@ -60,9 +61,11 @@ def test_tiny_fractions_and_tiny_datasets():
 
 
 @pytest.mark.parametrize(("val", "test", "message"), [
-    (0.0, 1.0, "test_fraction must be in"), (0.0, -0.1, "test_fraction must be in"),
-    (0.5, 0.5, "val_fraction \\+ test_fraction must be below 1"),
+    (0.0, 1.0, "DataConfig.test_fraction: must satisfy 0 <= test_fraction < 1; use e.g. 0.2"),
+    (0.0, -0.1, "DataConfig.test_fraction: must satisfy"),
+    (0.5, 0.5, r"DataConfig.test_fraction: plus val_fraction \(0.5\) must be below 1, to leave references"),
 ])
-def test_bad_fractions(val, test, message):
+def test_the_config_refuses_fractions_that_leave_nothing_to_split(val, test, message):
+    """The one check of the fractions: split_three_ways takes them from a DataConfig."""
     with pytest.raises(ConfigError, match=message):
-        split_three_ways(fake_records(10), val, test, seed=0)
+        DataConfig(val_fraction=val, test_fraction=test)

@@ -92,7 +92,8 @@ def scan_pipal_test(
     distorted_folder = _subfolder(root, dist_dir, problems, guard)
     labels_path = None if labels is None else Path(labels)
     if labels_path is not None and not labels_path.is_file():
-        problems.add(f"{labels_path}: label file not found; check the path or leave it unset")
+        problems.add(f"{labels_path}: test label file not found (data.test_labels); give the name,score file of "
+                     "this part, or leave it unset to score the part unlabelled")
     problems.raise_if_any()
 
     references = _list_images(ref_folder, guard, problems)

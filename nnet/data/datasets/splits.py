@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from nnet.data.records import PairRecord
-from nnet.errors import ConfigError, DataError
+from nnet.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -26,14 +26,9 @@ def split_three_ways(records: Sequence[PairRecord], val_fraction: float, test_fr
     part, the next ``round(val_fraction · n)`` the validation part (each at least one when its
     fraction is positive; at least one reference always stays for training). The test part thus
     depends only on ``test_fraction`` and ``seed``: runs with other validation fractions are tested on
-    the same references. Every part
-    keeps the order of ``records``.
+    the same references. Every part keeps the order of ``records``. The fractions are those of a
+    :class:`~nnet.config.DataConfig`, which checked them.
     """
-    _check_fraction("val_fraction", val_fraction, "use e.g. 0.1 for a 90/10 split or 0 to train on everything")
-    _check_fraction("test_fraction", test_fraction, "use e.g. 0.2 for a 6:2:2 split with val_fraction=0.2, or 0")
-    if val_fraction + test_fraction >= 1.0:
-        raise ConfigError(f"val_fraction + test_fraction must be below 1, got {val_fraction} + {test_fraction}; "
-                          "leave references for training (e.g. 0.2 + 0.2)")
     references = sorted({str(record.reference) for record in records})
     held_out = [fraction for fraction in (test_fraction, val_fraction) if fraction > 0]
     if not held_out or not references:
@@ -74,8 +69,3 @@ def _count(fraction: float, references: int, reserved: int) -> int:
     if fraction == 0:
         return 0
     return min(max(round(fraction * references), 1), references - reserved)
-
-
-def _check_fraction(name: str, fraction: float, hint: str) -> None:
-    if not 0.0 <= fraction < 1.0:
-        raise ConfigError(f"{name} must be in [0, 1), got {fraction}; {hint}")

@@ -121,7 +121,7 @@ class FullReferenceMetric(nn.Module):
         self.scale = self.model.score_scale
         self.scorer = Scorer(self.model, device, arithmetic, coverage, stride)
         self.architecture = self.model.architecture
-        self.crop_size = self.model.input_size
+        self.crop_size = self.model.crop_size
         self.lower_better = self.scale.lower_is_better
         self.score_range = self.scale.label_range
 

@@ -89,7 +89,7 @@ class Scorer:
         self.network: FullReferenceIQA = unwrap_model(model)
         self.device = torch.device(device)
         self.precision = precision or Precision(self.device.type, None)
-        self.crop_size = self.network.input_size
+        self.crop_size = self.network.crop_size
         self.source = getattr(self.network, "checkpoint_path", None)  # the file, for messages; None while training
         coverage_boxes(coverage, self.crop_size, self.crop_size, self.crop_size, stride)  # refuses bad settings now
         self.coverage, self.stride = coverage, stride
@@ -201,9 +201,9 @@ def load_scorer(checkpoint: Path, config: Config, runtime: Runtime, trust: bool 
     cut at the size it was trained on) and its score scale; differences are logged.
     """
     model = load_model(checkpoint, runtime.device, trust=trust)
-    if model.input_size != config.data.crop_size:
+    if model.crop_size != config.data.crop_size:
         log.info("%s was trained on %dx%d crops: TenCrop uses that size (the config's data.crop_size %d is for "
-                 "training)", checkpoint, model.input_size, model.input_size, config.data.crop_size)
+                 "training)", checkpoint, model.crop_size, model.crop_size, config.data.crop_size)
     if runtime.is_main:
         log.info("scoring with %s (%s; %s) on %s", checkpoint, model.architecture, describe_scale(model.score_scale),
                  runtime.device)

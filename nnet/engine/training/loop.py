@@ -166,7 +166,7 @@ def prepare_model(config: Config, data: TrainingData, runtime: Runtime, resume: 
     """Build the network for ``config``; its weights, and its ``provenance`` (see
     :func:`nnet.checkpoint.provenance_of`), come from the checkpoint when resuming."""
     seed_everything(config.seed)
-    model = build_model(config.model.architecture, dropout=config.model.dropout, input_size=config.data.crop_size)
+    model = build_model(config.model.architecture, dropout=config.model.dropout, crop_size=config.data.crop_size)
     if resume is not None:
         load_weights(model, resume, resume_path)
         model.provenance = provenance_of(resume)

@@ -93,9 +93,8 @@ class TrainingStep:
         to one call per batch, as the trunk is in eval mode."""
         device = self.runtime.device
         with self.precision.autocast():
-            features = self.network.extract_features(
-                torch.cat([images.to(device, non_blocking=True) for images in image_batches]))
-        return features.split([len(images) for images in image_batches])
+            return self.network.extract_batch_features(*[images.to(device, non_blocking=True)
+                                                         for images in image_batches])
 
     def loss(self, reference_features: torch.Tensor, distorted_features: torch.Tensor,
              target: torch.Tensor) -> torch.Tensor:
