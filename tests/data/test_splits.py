@@ -7,7 +7,7 @@ import pytest
 from oracles import split_by_reference
 
 from nnet.data.records import PairRecord
-from nnet.errors import ConfigError, DataError
+from nnet.errors import DataError
 
 
 def fake_records(references: int, per_reference: int = 3) -> list[PairRecord]:
@@ -62,8 +62,7 @@ def test_tiny_fractions_keep_at_least_one_reference_on_each_side():
     assert len(references(train)) == 1
 
 
-def test_bad_fraction_and_single_reference():
-    with pytest.raises(ConfigError, match="val_fraction must be in"):
-        split_by_reference(fake_records(5), 1.0, seed=0)
+def test_a_single_reference_cannot_be_split():
+    """(Bad fractions are refused by DataConfig: tests/data/test_three_way_splits.py.)"""
     with pytest.raises(DataError, match="cannot split 1 reference"):
         split_by_reference(fake_records(1), 0.2, seed=0)
