@@ -9,11 +9,15 @@ from pathlib import Path
 from nnet.checkpoint.integrity import check_archive
 from nnet.config import Config
 from nnet.engine.run_data import SPLIT_FILE
-from nnet.engine.scoring.submission import OUTPUT_NAME, README_NAME, TEST_REPORT, ZIP_NAME
 from nnet.errors import CheckpointError
 from nnet.registry import fetch_model, is_model_name, list_models
 
 log = logging.getLogger(__name__)
+# The files of an NTIRE submission (generation writes them, nnet.engine.scoring.submission builds them).
+OUTPUT_NAME = "output.txt"
+README_NAME = "readme.txt"
+ZIP_NAME = "submission.zip"
+TEST_REPORT = "test_evaluation.json"  # generation's metrics of the test part when its labels are known (+ .png)
 _EPOCH_FILE = re.compile(r"^checkpoints_(\d+)\.ckpt$")
 # The files training, swa and generation write through nnet.fileio.atomic_write, whose temporary copies are
 # named ``.<name>.<random>.tmp``. Evaluation reports and predict outputs are not listed: those writers take

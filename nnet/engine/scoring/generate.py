@@ -5,11 +5,12 @@ from pathlib import Path
 
 from nnet.config import Config, resolve_num_workers
 from nnet.engine.distributed import Runtime
+from nnet.engine.paths import TEST_REPORT
 from nnet.engine.preflight import REPORT_BYTES, check_output_folder
 from nnet.engine.run_data import ntire_test_data
 from nnet.engine.scoring.evaluate import report_settings, write_report
 from nnet.engine.scoring.scorer import load_scorer, timed_scores
-from nnet.engine.scoring.submission import TEST_REPORT, default_description, write_submission
+from nnet.engine.scoring.submission import default_description, write_submission
 from nnet.errors import CheckpointError
 
 log = logging.getLogger(__name__)

@@ -12,13 +12,10 @@ import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from nnet.engine.paths import OUTPUT_NAME, README_NAME, ZIP_NAME
 from nnet.errors import IQAError, preview
 from nnet.fileio import atomic_write, atomic_write_text
 
-OUTPUT_NAME = "output.txt"
-README_NAME = "readme.txt"
-ZIP_NAME = "submission.zip"
-TEST_REPORT = "test_evaluation.json"  # generation's metrics of the test part when its labels are known (+ .png)
 _HEADS = {"IQA_Conformer": "Conformer", "IQA_Transformer": "Transformer"}
 _TOKEN = r"[^,\s]+"  # an image name or a score: no comma, no whitespace
 _NAME = re.compile(_TOKEN)
