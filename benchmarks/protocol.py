@@ -9,7 +9,8 @@ Every round trains ``--steps`` batches of every split in both ways:
 
 * together: the protocol's stacked trainer (``nnet.engine.protocol.stacked``): one trunk call for the N
   splits' batches, then the N heads as one vmapped step (``--heads batched``, the default on CUDA) or
-  in turn (``--heads in-turn``, the default on CPUs);
+  in turn (``--heads in-turn``, the default on CPUs, where each split's trunk call comes just before
+  its head step);
 * sequential: each split in turn through the single-run loop (``nnet.engine.training.loop.train_one_epoch``
   with the trainer ``main.py`` builds: trunk lookahead and CUDA graph steps on a GPU), i.e. N single runs.
 

@@ -1,14 +1,17 @@
 """A protocol killed (SIGKILL) while training side by side, between the splits' checkpoint writes and
 between the splits' results, then rerun: it ends with the uninterrupted protocol's weights and table,
-dropout on (the splits resume as a group, so their masks are the same)."""
+dropout on (the splits resume as a group, so their masks are the same). In CI (the kills take minutes):
+the files such a kill leaves, made by deleting the newer ones, resumed by both trainers."""
 
 import csv
+import shutil
 import signal
 from pathlib import Path
 
 import pytest
 import torch
 
+import main
 from nnet.config_files import load_config
 from nnet.engine.distributed import Runtime
 from nnet.engine.protocol.plan import plan_protocol
@@ -60,3 +63,34 @@ def test_killed_protocol_resumes_to_the_uninterrupted_result(tmp_path):
         theirs = torch.load(reference / "protocol" / split / FINAL, weights_only=True)["model_state_dict"]
         for name, tensor in theirs.items():
             assert torch.equal(ours[name], tensor), (split, name)
+
+
+def leave_as_killed(report: Path) -> None:
+    """Reduce a finished protocol to what a kill after split 0's epoch-2 checkpoint and before split 1's leaves."""
+    kept = {"split.json", "checkpoints_1.ckpt", "logs"}
+    for split, also_kept in (("split_0", {"checkpoints_2.ckpt"}), ("split_1", set())):
+        for path in (report / split).iterdir():
+            if path.name not in kept | also_kept:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+    for path in report.glob("protocol.*"):
+        path.unlink()
+
+
+@pytest.mark.parametrize("trainer", ["together", "sequential"])
+def test_a_protocol_resumes_from_the_files_a_kill_leaves(tmp_path, trainer):
+    """Rewriting split 0's epoch-2 checkpoint is no overwrite of an input: the group resumes from epoch 1."""
+    config = str(write_config(tmp_path, write_dataset(tmp_path / "data"), dropout=0.1, val_fraction=0.0))
+    command = ["-c", config, "--mode", "protocol", "--splits", "2",
+               *(["--sequential"] if trainer == "sequential" else [])]
+    assert main.main(command) == 0
+    report = tmp_path / "run" / "protocol"
+    uninterrupted = table(report)
+    weights = {split: torch.load(report / split / FINAL, weights_only=True)["model_state_dict"]
+               for split in ("split_0", "split_1")}
+    leave_as_killed(report)
+    assert epochs(report / "split_0") == {1, 2} and epochs(report / "split_1") == {1}
+    assert main.main(command) == 0
+    assert table(report) == uninterrupted
+    for split, theirs in weights.items():
+        ours = torch.load(report / split / FINAL, weights_only=True)["model_state_dict"]
+        assert all(torch.equal(ours[name], tensor) for name, tensor in theirs.items()), split

@@ -67,13 +67,10 @@ def check_complete(path: Path) -> None:
     check_archive(path)
 
 
-def newest_complete_checkpoint(config: Config) -> Path:
-    """The newest per-epoch checkpoint whose archive is complete; newer damaged ones are reported and skipped."""
-    epochs = epoch_checkpoints(config)
-    if not epochs:
-        raise CheckpointError(f"{config.callback_path}: no checkpoints_<epoch>.ckpt to resume from; train first")
+def newest_complete_epoch(config: Config) -> int:
+    """The newest epoch whose checkpoint archive is complete (0: none); newer damaged ones are reported."""
     skipped = []
-    for path in reversed(epochs.values()):
+    for epoch, path in reversed(epoch_checkpoints(config).items()):
         try:
             check_complete(path)
         except CheckpointError as error:
@@ -82,9 +79,20 @@ def newest_complete_checkpoint(config: Config) -> Path:
             continue
         if skipped:
             log.warning("using %s, the newest complete checkpoint, instead of %s", path, ", ".join(skipped))
-        return path
-    raise CheckpointError(f"{config.callback_path}: none of its {len(epochs)} checkpoints_<epoch>.ckpt files is "
-                          "readable (see the warnings above); restore one or start a new run without --checkpoint")
+        return epoch
+    return 0
+
+
+def newest_complete_checkpoint(config: Config) -> Path:
+    """The newest per-epoch checkpoint whose archive is complete; newer damaged ones are reported and skipped."""
+    epochs = epoch_checkpoints(config)
+    if not epochs:
+        raise CheckpointError(f"{config.callback_path}: no checkpoints_<epoch>.ckpt to resume from; train first")
+    newest = newest_complete_epoch(config)
+    if not newest:
+        raise CheckpointError(f"{config.callback_path}: none of its {len(epochs)} checkpoints_<epoch>.ckpt files is "
+                              "readable (see the warnings above); restore one or start a new run without --checkpoint")
+    return epochs[newest]
 
 
 def resolve_checkpoint(config: Config | None, name: str) -> Path:

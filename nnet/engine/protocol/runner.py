@@ -144,7 +144,7 @@ def train_splits(splits: list[ProtocolSplit], runtime: Runtime, sequential: bool
                     reason)
     for split in splits:
         if not trained(split):
-            resume = newest_complete_checkpoint(split.config, trust) if epoch_checkpoints(split.config) else None
+            resume = newest_complete_checkpoint(split.config) if epoch_checkpoints(split.config) else None
             log.info("split %d: training in %s", split.index, split.folder)
             loop.train(split.config, runtime, resume, trust=trust)
     return "sequential"
