@@ -93,6 +93,9 @@ def metrics_caption(metrics: dict) -> str:
                      if isinstance(metrics.get(key), float) and np.isfinite(metrics[key]))
 
 
+LEGEND_BAND = 0.08  # of the spread figure's height, kept free below the panels for the legend
+
+
 def spread_figure(values: dict[str, Sequence[float]], intervals: dict[str, tuple[float, float, float]],
                   title: str = "") -> Figure:
     """One panel per metric: the value of every split (a point each, spread sideways so that equal values
@@ -115,11 +118,12 @@ def spread_figure(values: dict[str, Sequence[float]], intervals: dict[str, tuple
         axes.set_xticks([])
         axes.set_title(name, fontsize="medium")
         axes.grid(alpha=0.3, axis="y")
-        if column == 0:
-            axes.legend(loc="best", fontsize="x-small")
+    if values:  # below the panels, where it hides no point
+        figure.legend(*figure.axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize="small",
+                      frameon=False)
     if title:
         figure.suptitle(title, fontsize="medium")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, LEGEND_BAND, 1, 1))
     return figure
 
 

@@ -10,7 +10,7 @@ from nnet.data.datasets.presets import locate
 from nnet.engine.distributed import Runtime
 from nnet.engine.scoring.cross_dataset import load_datasets
 from nnet.errors import DataError
-from nnet.plots import predicted_label, scatter_figure
+from nnet.plots import predicted_label, scatter_figure, spread_figure
 
 
 def test_the_cross_dataset_pre_check_names_every_missing_dataset(tmp_path):
@@ -46,3 +46,15 @@ def test_the_predicted_axis_names_its_scale_and_a_synthetic_tree_its_nature(tmp_
     synthetic = locate(DataConfig(dataset="PIPAL", root=str(tmp_path), synthetic=True))
     assert synthetic.label == "PIPAL (synthetic)" and synthetic.title == "PIPAL"
     assert locate(DataConfig(dataset="PIPAL", root=str(tmp_path))).label == "PIPAL"
+
+
+def test_the_protocol_plots_legend_hides_no_split():
+    """A split at the top of the first panel (where the legend used to sit) stays visible."""
+    values = {"PLCC": [0.8575, 0.7715, 0.6841, 0.8145, 0.7455], "SRCC": [0.81, 0.74, 0.67, 0.31, 0.69]}
+    intervals = {name: (float(np.mean(points)), 0.6, 0.9) for name, points in values.items()}
+    figure = spread_figure(values, intervals, "test part of 5 splits")
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    legend = figure.legends[0].get_window_extent(renderer)
+    assert len(figure.legends) == 1 and not any(axes.get_legend() for axes in figure.axes)
+    assert not any(legend.overlaps(axes.get_window_extent(renderer)) for axes in figure.axes)

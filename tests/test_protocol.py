@@ -18,6 +18,7 @@ import main
 from nnet.checkpoint import read_checkpoint
 from nnet.config import apply_overrides
 from nnet.config_files import load_config
+from nnet.data.synthetic.layouts import generate_synthetic_dataset
 from nnet.engine.distributed import Runtime
 from nnet.engine.protocol.runner import check_settings
 from nnet.errors import ConfigError
@@ -162,3 +163,17 @@ def test_splits_spread_over_two_torchrun_processes_train_as_in_one(protocol_run,
                  and "running_mean" not in name]  # tests/test_protocol_stacked.py: undetermined by the loss
         flat = [torch.cat([state[name].flatten().double() for name in names]) for state in weights]
         assert float((flat[0] - flat[1]).norm() / flat[1].norm()) <= 1e-5
+
+
+@pytest.mark.parametrize("preset", ["KADID10k", "LIVE"])
+def test_the_shipped_small_dataset_configs_run_the_protocol(tmp_path, preset):
+    """README's commands on the synthetic tree in the preset's download layout, shrunk to a tiny recipe."""
+    written = generate_synthetic_dataset(tmp_path / "data", preset.lower(), refs=6, distortions_per_ref=3, size=80)
+    settings = {**written.settings, "model.backbone_weights": "random", "data.crop_size": 64, "epochs": 1,
+                "swa_epochs": (1, 1), "batch_size": 4, "num_workers": 0, "callback_path": f"{tmp_path}/run/"}
+    overrides = [argument for key, setting in settings.items() for argument in ("--set", f"{key}={setting!r}")]
+    assert main.main(["-c", str(REPO / "configs" / preset / "IQA_Conformer.py"), "--mode", "protocol", "--splits", "2",
+                      *overrides]) == 0
+    rows = read_rows(tmp_path / "run" / "protocol" / "protocol.csv")
+    assert {"0", "1", "mean", "ci95_high"} <= set(rows)
+    assert all(np.isfinite(value(rows[split]["srcc"])) for split in ("0", "1"))
