@@ -49,7 +49,7 @@ from nnet.data.score_scale import ScoreScale
 from nnet.data.synthetic.writer import generate_synthetic_pipal
 from nnet.engine.distributed import Runtime
 from nnet.engine.precision import DTYPES, Precision
-from nnet.engine.scoring.scorer import TenCropScorer
+from nnet.engine.scoring.scorer import Scorer
 from nnet.engine.training.step import HeadOnly, TrainingStep, build_optimizer
 from nnet.models import ARCHITECTURES, FullReferenceIQA, build_model
 from nnet.progress import progress
@@ -294,7 +294,7 @@ def bench_inference(architecture, subset, score_scale, args, device) -> list[tup
         return len(items)
 
     def fast_scores(precision_name: str, pairs=subset) -> int:
-        scorer = TenCropScorer(fast, device, Precision(device.type, DTYPES[precision_name]))
+        scorer = Scorer(fast, device, Precision(device.type, DTYPES[precision_name]))
         scores[precision_name] = scorer.score_records(pairs, score_scale, runtime, group_size=args.inference_group,
                                                       num_workers=args.workers)
         return len(pairs)

@@ -45,7 +45,7 @@ from nnet.engine.distributed import Runtime
 from nnet.engine.precision import DTYPES, scoring_precision
 from nnet.engine.run_data import TrainingData
 from nnet.engine.scoring.grouping import ReferenceGroups
-from nnet.engine.scoring.scorer import TenCropScorer
+from nnet.engine.scoring.scorer import Scorer
 from nnet.engine.training.batches import TrainingBatches
 from nnet.engine.training.loop import build_trainer, train_one_epoch
 from nnet.engine.training.seeding import seed_everything
@@ -188,20 +188,20 @@ def scoring(data: TrainingData, args: argparse.Namespace, runtime: Runtime) -> N
     for group_size in args.scoring_groups:
         rates = []
         for name in ("fp32", "tf32", "fp16"):
-            scorer = TenCropScorer(network, device, scoring_precision(name, device))
+            scorer = Scorer(network, device, scoring_precision(name, device))
             rate, scores = timed_scoring(scorer, records, scale, runtime, group_size, args.workers)
             exact = scores if exact is None else exact
             rates.append(f"{name} {rate:,.0f} pairs/s (max |Δ| from fp32 {np.abs(scores - exact).max():.2e})")
         print(f"# TenCrop, {len(records)} pairs in groups of {group_size}: " + "; ".join(rates), flush=True)
     network.use_fast_kernels(False)
-    rate, _ = timed_scoring(TenCropScorer(network, device, scoring_precision("fp32", device)), records, scale,
+    rate, _ = timed_scoring(Scorer(network, device, scoring_precision("fp32", device)), records, scale,
                             runtime, args.scoring_groups[0], args.workers)
     network.use_fast_kernels(True)
     started = time.perf_counter()
     groups = list(DataLoader(ReferenceGroups(records, args.crop_size, group_size=args.scoring_groups[0]),
                              batch_size=None, num_workers=args.workers))
     decoding = len(records) / (time.perf_counter() - started)
-    scorer = TenCropScorer(network, device, scoring_precision("fp32", device))
+    scorer = Scorer(network, device, scoring_precision("fp32", device))
     synchronize(device)
     started = time.perf_counter()
     for group in groups:
@@ -215,7 +215,7 @@ def scoring(data: TrainingData, args: argparse.Namespace, runtime: Runtime) -> N
         fixture_precision(args.fixtures, device)
 
 
-def timed_scoring(scorer: TenCropScorer, records, scale: ScoreScale, runtime: Runtime, group_size: int,
+def timed_scoring(scorer: Scorer, records, scale: ScoreScale, runtime: Runtime, group_size: int,
                   workers: int) -> tuple[float, np.ndarray]:
     """(pairs/s, normalised scores) of one pass after a warm-up."""
     scorer.score_records(records[:group_size], scale, runtime, group_size, workers)

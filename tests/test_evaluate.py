@@ -5,7 +5,7 @@ import pytest
 import torch
 from torchvision import transforms as T
 
-from nnet.data.batches.pixels import chw_pixels, normalize_pixels, ten_crops
+from nnet.data.batches.pixels import chw_pixels, normalize_pixels
 from nnet.data.datasets.pipal import scan_pipal_train
 from nnet.data.images import load_rgb
 from nnet.data.records import group_indices
@@ -14,7 +14,8 @@ from nnet.data.synthetic.writer import generate_synthetic_pipal
 from nnet.engine.distributed import Runtime
 from nnet.engine.scoring.grouping import ReferenceGroups
 from nnet.engine.scoring.reports import evaluation_report
-from nnet.engine.scoring.scorer import TenCropScorer
+from nnet.engine.scoring.scorer import Scorer
+from tests.oracles import ten_crops
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def test_grouped_scoring_equals_plain_tencrop(records, tiny_model):
     model = tiny_model("IQA_Conformer").eval()
     model.backbone.calibrate_batchnorm([torch.rand(8, 3, 64, 64) * 2 - 1])
     scale = ScoreScale()
-    scorer = TenCropScorer(model, torch.device("cpu"))
+    scorer = Scorer(model, torch.device("cpu"))
     grouped = scorer.score_records(records, scale, Runtime(torch.device("cpu")), group_size=3)
     plain = []
     with torch.no_grad():
@@ -77,7 +78,7 @@ def test_grouped_scoring_equals_plain_tencrop(records, tiny_model):
 
 def test_scorer_restores_training_mode_and_refuses_small_groups(tiny_model):
     model = tiny_model("IQA_Transformer").train()
-    scorer = TenCropScorer(model, torch.device("cpu"))
+    scorer = Scorer(model, torch.device("cpu"))
     scores = scorer.score_group(torch.zeros(3, 70, 70, dtype=torch.uint8), torch.zeros(2, 3, 70, 70, dtype=torch.uint8))
     assert scores.shape == (2,) and scores.dtype == torch.float64 and model.training
     with pytest.raises(ValueError, match="at least 64"):

@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 
 import pytest
+import torch
 from huggingface_hub import constants
 
 import main
@@ -106,3 +107,26 @@ def test_resuming_a_finished_run_says_it_is_finished(tiny_config, tmp_path, capl
     assert main.main(["-c", str(config), "--checkpoint", "last"]) == 0
     assert "this run is finished (epoch 1 of 1 is trained), nothing to train" in caplog.text
     assert "--set epochs=2" in caplog.text
+
+
+@pytest.mark.parametrize("choice", ["imagenet", "auto"])
+def test_imagenet_weights_in_the_hub_cache_are_used_without_the_network(choice, monkeypatch, tmp_path, tiny_model):
+    """The hub cache's layout (refs/main → snapshots/<commit>/), read by huggingface_hub's own lookup."""
+    repository = tmp_path / "models--timm--inception_resnet_v2.tf_in1k"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repository / "snapshots" / commit).mkdir(parents=True)
+    (repository / "refs").mkdir()
+    (repository / "refs" / "main").write_text(commit)
+    source = tiny_model("IQA_Conformer", seed=1).backbone
+    torch.save(source.state_dict(), repository / "snapshots" / commit / "pytorch_model.bin")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the network was used although the hub cache holds the weights")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    model = tiny_model("IQA_Conformer", seed=2)
+    trunk, description = backbone_weights.prepare_backbone(model, ModelConfig(backbone_weights=choice), [], 64)
+    assert trunk == "imagenet" and description.startswith("backbone: ImageNet weights from the local hub cache")
+    loaded = model.backbone.state_dict()
+    assert all(torch.equal(tensor, loaded[name]) for name, tensor in source.state_dict().items())

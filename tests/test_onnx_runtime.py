@@ -11,10 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from nnet.data.batches.pixels import normalize_pixels, ten_crops
+from nnet.data.batches.pixels import normalize_pixels
 from nnet.errors import CheckpointError, DataError
 from nnet.runtime.crops import cut_windows
 from nnet.windows import ten_crop_boxes
+from tests.oracles import ten_crops
 
 onnx = pytest.importorskip("onnx", reason="the [onnx] extra (onnx, onnxruntime) is not installed")
 pytest.importorskip("onnxruntime", reason="the [onnx] extra (onnx, onnxruntime) is not installed")

@@ -10,10 +10,12 @@ import torch
 from PIL import Image
 from torchvision.transforms import functional
 
-from nnet.data.batches import pixels as pixel_module
-from nnet.data.batches.pixels import chw_pixels, normalize_pixels, ten_crops
+from nnet.data.batches.pixels import normalize_pixels
 from nnet.data.images import load_rgb, read_size, rgb_array
+from nnet.engine.scoring import scorer as scorer_module
+from nnet.engine.scoring.scorer import Scorer
 from nnet.errors import DataError
+from nnet.windows import ten_crop_boxes
 
 
 def gray(pixels: np.ndarray) -> np.ndarray:
@@ -80,16 +82,13 @@ def test_an_image_beyond_the_pixel_bound_is_refused_from_its_header(tmp_path):
             read(path)
 
 
-def test_ten_crop_normalises_only_the_crops_and_gives_the_same_numbers(monkeypatch):
+def test_ten_crop_normalises_only_the_crops_and_gives_the_same_numbers(monkeypatch, tiny_model):
+    """The scorer's TenCrop windows: cut from the uint8 pixels, then only the crops are normalised."""
     pixels = torch.randint(0, 256, (2, 3, 301, 257), dtype=torch.uint8)
-    before = torch.stack(functional.ten_crop(normalize_pixels(pixels), [192, 192]), dim=-4)  # normalise, then cut
+    before = torch.stack(functional.ten_crop(normalize_pixels(pixels), [64, 64]), dim=-4)  # normalise, then cut
     seen = []
-    monkeypatch.setattr(pixel_module, "normalize_pixels", lambda x: seen.append(tuple(x.shape)) or normalize_pixels(x))
-    assert torch.equal(ten_crops(pixels, 192), before)
-    assert seen == [(2, 10, 3, 192, 192)]
-
-
-def test_arrays_with_negative_strides_become_pixels():
-    array = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
-    for view in (array[:, :, ::-1], np.fliplr(array), np.flipud(array)):
-        assert torch.equal(chw_pixels(view), chw_pixels(np.ascontiguousarray(view)))
+    monkeypatch.setattr(scorer_module, "normalize_pixels",
+                        lambda x, dtype: seen.append(tuple(x.shape)) or normalize_pixels(x, dtype))
+    windows = Scorer(tiny_model("IQA_Conformer"), torch.device("cpu"))._windows(pixels, ten_crop_boxes(301, 257, 64))
+    assert torch.equal(windows, before)
+    assert seen == [(2, 10, 3, 64, 64)]

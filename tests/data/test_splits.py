@@ -4,10 +4,10 @@ import random
 from pathlib import Path
 
 import pytest
-from oracles import split_by_reference
 
 from nnet.data.records import PairRecord
 from nnet.errors import DataError
+from tests.oracles import split_by_reference
 
 
 def fake_records(references: int, per_reference: int = 3) -> list[PairRecord]:

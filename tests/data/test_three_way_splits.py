@@ -3,12 +3,12 @@
 import random
 
 import pytest
-from oracles import split_by_reference
 from test_splits import fake_records, references
 
 from nnet.config import DataConfig
 from nnet.data.datasets.splits import split_three_ways
 from nnet.errors import ConfigError, DataError
+from tests.oracles import split_by_reference
 
 
 @pytest.mark.parametrize(("val", "test", "counts"), [

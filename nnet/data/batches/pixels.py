@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from nnet.windows import Box, ten_crop_boxes
+from nnet.windows import Box
 
 PIXEL_MEAN = 0.5
 PIXEL_STD = 0.5
@@ -34,17 +34,6 @@ def normalize_pixels(pixels: torch.Tensor, dtype: torch.dtype = torch.float32) -
     else:
         scaled = pixels.to(dtype, copy=True)
     return scaled.sub_(PIXEL_MEAN).div_(PIXEL_STD)
-
-
-def ten_crops(pixels: torch.Tensor, crop_size: int) -> torch.Tensor:
-    """Pixels ``[..., 3, H, W]`` (uint8 or [0, 1] floats) → normalised TenCrop ``[..., 10, 3, c, c]``.
-
-    torchvision's order: top-left, top-right, bottom-left, bottom-right, centre, then the same five
-    of the horizontally flipped image (the NTIRE protocol, scores averaged over the ten). The crops are
-    cut first and only they are normalised (the same numbers, element by element): a large image costs
-    no float copy of itself.
-    """
-    return normalize_pixels(crop_windows(pixels, ten_crop_boxes(*pixels.shape[-2:], crop_size), crop_size))
 
 
 def crop_windows(pixels: torch.Tensor, boxes: Sequence[Box], crop_size: int) -> torch.Tensor:

@@ -15,7 +15,7 @@ from nnet.errors import DataError
 class ReferenceGroups(Dataset):
     """Item: one reference image ``[3, H, W]`` and up to ``group_size`` of its distorted images
     ``[k, 3, H, W]``, as uint8 pixels (17× less to move than their float ten crops), and their
-    ``indices`` into ``records`` ``[k]``. :class:`nnet.engine.scoring.scorer.TenCropScorer` crops them
+    ``indices`` into ``records`` ``[k]``. :class:`nnet.engine.scoring.scorer.Scorer` crops them
     on the model's device."""
 
     def __init__(self, records: Sequence[PairRecord], crop_size: int = 192, group_size: int = 8,

@@ -42,13 +42,13 @@ def map_figure(image: np.ndarray, quality_map: QualityMap, score: float, title: 
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     axes.imshow(image)
-    mesh = axes.pcolormesh(cell_edges(quality_map.lefts, quality_map.crop, width),
-                           cell_edges(quality_map.tops, quality_map.crop, height), quality_map.scores.numpy(),
+    mesh = axes.pcolormesh(cell_edges(quality_map.lefts, quality_map.crop_size, width),
+                           cell_edges(quality_map.tops, quality_map.crop_size, height), quality_map.scores.numpy(),
                            cmap="RdYlGn_r" if quality_map.lower_better else "RdYlGn", alpha=OVERLAY_ALPHA,
                            shading="flat")
     figure.colorbar(mesh, ax=axes, label=score_label(quality_map.lower_better, scale_name), fraction=0.046, pad=0.02)
     axes.set_title(f"{title}\nscore {score:.4f} ({len(quality_map.tops)}x{len(quality_map.lefts)} tiles of "
-                   f"{quality_map.crop} px)", fontsize="medium")
+                   f"{quality_map.crop_size} px)", fontsize="medium")
     axes.set_axis_off()
     figure.tight_layout()
     return figure

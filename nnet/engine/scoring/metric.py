@@ -80,19 +80,19 @@ def create_metric(name: str = "iqa_conformer", checkpoint: str | os.PathLike | N
 @dataclass(frozen=True)
 class QualityMap:
     """The tile scores of one pair, on the checkpoint's scale: ``scores[i, j]`` is the model's score of the
-    aligned ``crop × crop`` windows at (``tops[i]``, ``lefts[j]``) (:func:`nnet.windows.tile_grid`).
+    aligned ``crop_size × crop_size`` windows at (``tops[i]``, ``lefts[j]``) (:func:`nnet.windows.tile_grid`).
     The pair's score is their mean."""
 
     scores: torch.Tensor  # [rows, cols] float64
     tops: tuple[int, ...]
     lefts: tuple[int, ...]
-    crop: int
+    crop_size: int
     lower_better: bool
 
     def box(self, row: int, col: int) -> tuple[int, int, int, int]:
         """(top, left, bottom, right) in pixels of cell (``row``, ``col``); bottom and right are exclusive."""
         top, left = self.tops[row], self.lefts[col]
-        return top, left, top + self.crop, left + self.crop
+        return top, left, top + self.crop_size, left + self.crop_size
 
     def worst(self) -> tuple[int, int]:
         """(row, col) of the cell of lowest quality (the highest score where lower is better)."""

@@ -182,9 +182,6 @@ class Scorer:
         return predictions
 
 
-TenCropScorer = Scorer  # its name before tiles; a Scorer's default coverage is TenCrop
-
-
 def timed_scores(scorer: Scorer, records: Sequence[PairRecord], scale: ScoreScale, runtime: Runtime,
                  group_size: int, num_workers: int) -> tuple[np.ndarray, float]:
     """:meth:`Scorer.score_records` with a progress bar, and the wall time per pair."""

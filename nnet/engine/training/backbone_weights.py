@@ -59,19 +59,16 @@ def prepare_backbone(model: FullReferenceIQA, model_config: ModelConfig, trainin
     to ``calibrated-random`` (never touching the network), which suits demos and offline machines.
     """
     choice = model_config.backbone_weights
-    if choice == "auto":
+    if choice in ("auto", "imagenet"):
         cached = cached_imagenet_weights()
-        if cached is not None:
+        if cached is not None:  # no network round trip when the cache holds the file
             model.backbone.load_weights_file(cached)
             return "imagenet", f"backbone: ImageNet weights from the local hub cache ({cached})"
+    if choice == "auto":
         choice = "calibrated-random"
         log.warning("backbone: no ImageNet weights in the local hub cache; using a random trunk with "
                     "calibrated BatchNorm statistics (scores will be far below the published model's)")
     if choice == "imagenet":
-        cached = cached_imagenet_weights()
-        if cached is not None:  # no network round trip when the cache holds the file
-            model.backbone.load_weights_file(cached)
-            return f"backbone: ImageNet weights from the local hub cache ({cached})"
         check_hub_reachable()
         model.backbone.load_imagenet_weights()
         return "imagenet", f"backbone: ImageNet weights ({TIMM_HUB_TAG})"

@@ -33,7 +33,7 @@ from nnet.engine.precision import Precision, scoring_precision, training_precisi
 from nnet.engine.preflight import CHECKPOINT_BYTES, check_output_folder
 from nnet.engine.run_data import TrainingData, record_split, training_data
 from nnet.engine.scoring.reports import describe_report, evaluation_report
-from nnet.engine.scoring.scorer import ImplausibleScores, TenCropScorer
+from nnet.engine.scoring.scorer import ImplausibleScores, Scorer
 from nnet.engine.training.backbone_weights import prepare_backbone
 from nnet.engine.training.batches import TrainingBatches
 from nnet.engine.training.graphs import GraphedTrainingStep
@@ -288,7 +288,7 @@ def graphs_apply(config: Config, runtime: Runtime, precision: Precision) -> bool
 def validate(network: FullReferenceIQA, data: TrainingData, config: Config, runtime: Runtime, logbook: Logbook,
              step: int) -> dict[str, float]:
     """TenCrop scores on the validation split; returns ``val_*`` metrics and logs them."""
-    scorer = TenCropScorer(network, runtime.device, scoring_precision(config.inference_precision, runtime.device))
+    scorer = Scorer(network, runtime.device, scoring_precision(config.inference_precision, runtime.device))
     predictions = scorer.score_records(data.validation, data.score_scale, runtime, config.batch_size_eval,
                                        resolve_num_workers(config.num_workers))
     report = evaluation_report(data.validation, predictions)
