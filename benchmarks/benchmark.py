@@ -352,6 +352,9 @@ def check_upstream_parity(folder: Path, device: torch.device) -> None:
     from nnet.checkpoint import load_model
 
     for stem in ("iqa_conformer_seed0", "iqa_transformer_seed0"):
+        if not (folder / f"{stem}.ckpt").is_file():  # the repository ships only the Conformer's (tests/fixtures)
+            print(f"# check {stem}: not in {folder}, skipped")
+            continue
         model = load_model(folder / f"{stem}.ckpt", device)
         io = torch.load(folder / f"{stem}_io.pt", weights_only=True)
         with torch.no_grad(), Precision(device.type, None).autocast():  # exact fp32 (no TF32)

@@ -8,11 +8,14 @@ import torch
 
 from nnet.data.synthetic.writer import generate_synthetic_pipal
 from nnet.models import build_model
+from tests import upstream_fixture
 
-# The original code's checkpoints and outputs (29 MB, not shipped): $NNET_UPSTREAM_FIXTURES, else ../shared beside
-# the checkout. Their state-dict listings ship in tests/fixtures/upstream (see its README.md).
+# The original code's checkpoints and outputs (29 MB): $NNET_UPSTREAM_FIXTURES, else ../shared beside the checkout.
+# Without them, the IQA Conformer's part is rebuilt from its compact copy in tests/fixtures/upstream (its README.md).
 UPSTREAM_FIXTURES = Path(os.environ.get("NNET_UPSTREAM_FIXTURES")
                          or Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "upstream")
+FULL_UPSTREAM_FILES = ("iqa_conformer_seed0.ckpt", "iqa_conformer_seed0_io.pt", "iqa_transformer_seed0.ckpt",
+                       "iqa_transformer_seed0_io.pt")
 SHIPPED_UPSTREAM_LISTINGS = Path(__file__).resolve().parent / "fixtures" / "upstream"
 TINY_INPUT = 64  # a 64×64 input gives a 5×5 feature grid: ~9× less trunk work than 192×192
 TINY_CONFIG = """
@@ -34,12 +37,22 @@ config = Config(
 
 
 @pytest.fixture(scope="session")
-def upstream_fixtures() -> Path:
-    """The folder of original-code checkpoints and their inputs/outputs (../shared in this workspace)."""
-    if not (UPSTREAM_FIXTURES / "iqa_conformer_seed0.ckpt").is_file():
-        pytest.skip(f"original-code parity fixtures not found in {UPSTREAM_FIXTURES} (29 MB, not in the repository): "
-                    "set NNET_UPSTREAM_FIXTURES to their folder; see tests/fixtures/upstream/README.md")
-    return UPSTREAM_FIXTURES
+def upstream_fixtures(tmp_path_factory) -> Path:
+    """The folder of original-code checkpoints and their inputs/outputs: the full fixtures when present, else
+    the IQA Conformer's, rebuilt from the shipped compact copy (:func:`upstream_file` skips the others)."""
+    if all((UPSTREAM_FIXTURES / name).is_file() for name in FULL_UPSTREAM_FILES):
+        return UPSTREAM_FIXTURES
+    return upstream_fixture.unpack(tmp_path_factory.mktemp("upstream"))
+
+
+def upstream_file(folder: Path, name: str) -> Path:
+    """``folder / name``, or a skip saying where the full fixtures come from when only the shipped part is there."""
+    path = folder / name
+    if not path.is_file():
+        pytest.skip(f"{name}: not among the shipped parity fixtures (only the IQA Conformer's ships, 10 MB); the full "
+                    f"original-code fixtures (29 MB) are not in {UPSTREAM_FIXTURES}: set NNET_UPSTREAM_FIXTURES to "
+                    "their folder; see tests/fixtures/upstream/README.md")
+    return path
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from nnet.checkpoint import FORMAT_VERSION, build_checkpoint, load_weights, read
 from nnet.checkpoint.upstream import map_upstream_key
 from nnet.data.score_scale import ScoreScale
 from nnet.errors import CheckpointError
-from tests.conftest import SHIPPED_UPSTREAM_LISTINGS
+from tests.conftest import SHIPPED_UPSTREAM_LISTINGS, upstream_file
 
 FIXTURES = {"IQA_Conformer": "iqa_conformer_seed0", "IQA_Transformer": "iqa_transformer_seed0"}
 
@@ -18,7 +18,7 @@ FIXTURES = {"IQA_Conformer": "iqa_conformer_seed0", "IQA_Transformer": "iqa_tran
 @pytest.mark.parametrize("architecture", sorted(FIXTURES))
 def test_original_checkpoints_reproduce_the_original_outputs(architecture, upstream_fixtures):
     stem = FIXTURES[architecture]
-    model = nnet.load_model(upstream_fixtures / f"{stem}.ckpt")
+    model = nnet.load_model(upstream_file(upstream_fixtures, f"{stem}.ckpt"))
     assert model.architecture == architecture and not model.training
     io = torch.load(upstream_fixtures / f"{stem}_io.pt", weights_only=True)
     with torch.no_grad():
@@ -43,7 +43,7 @@ def test_every_original_key_maps_onto_our_model(architecture):
 
 
 def test_distributed_prefixes_are_stripped(upstream_fixtures, tmp_path):
-    checkpoint = torch.load(upstream_fixtures / "iqa_transformer_seed0.ckpt", weights_only=True)
+    checkpoint = torch.load(upstream_file(upstream_fixtures, "iqa_transformer_seed0.ckpt"), weights_only=True)
     checkpoint["model_state_dict"] = {f"module.{k}": v for k, v in checkpoint["model_state_dict"].items()}
     checkpoint["is_distributed"] = True
     path = tmp_path / "ddp.ckpt"

@@ -29,6 +29,7 @@ from nnet.engine.paths import resolve_checkpoint
 from nnet.errors import CheckpointError, IQAError, OutputError, WeightsUnavailableError
 from nnet.registry import MODEL_CARDS, cached_path, fetch_model, model_card
 from nnet.registry.cache import file_digests
+from tests.conftest import upstream_file
 
 PAYLOAD = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()  # a stand-in file
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -288,7 +289,7 @@ def test_a_wrong_hand_placed_file_is_refused_never_used(server, monkeypatch, iso
 
 def swap_in_fixture(server, monkeypatch, upstream_fixtures, name: str) -> Path:
     """Make the published ``name`` a card of the matching original-format fixture, served locally."""
-    fixture = upstream_fixtures / f"{name}_seed0.ckpt"
+    fixture = upstream_file(upstream_fixtures, f"{name}_seed0.ckpt")
     serve(server, monkeypatch, name, fixture.read_bytes(), architecture=model_card(name).architecture)
     return fixture
 
