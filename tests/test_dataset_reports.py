@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 import torch
 
+import main
 from nnet.config import Config, DataConfig, ModelConfig, OptimizerConfig
 from nnet.data.datasets.presets import locate
 from nnet.engine.distributed import Runtime
 from nnet.engine.scoring.cross_dataset import load_datasets
+from nnet.engine.training.logbook import Logbook
 from nnet.errors import DataError
 from nnet.plots import predicted_label, scatter_figure, spread_figure
 
@@ -58,3 +60,12 @@ def test_the_protocol_plots_legend_hides_no_split():
     legend = figure.legends[0].get_window_extent(renderer)
     assert len(figure.legends) == 1 and not any(axes.get_legend() for axes in figure.axes)
     assert not any(legend.overlaps(axes.get_window_extent(renderer)) for axes in figure.axes)
+
+
+def test_the_tensorboard_scatter_names_the_checkpoints_scale_and_the_dataset(tiny_config, monkeypatch):
+    seen = []
+    monkeypatch.setattr(Logbook, "scatter", lambda self, tag, predicted, mos, step, x_label, y_label:
+                        seen.append((tag, x_label, y_label)))
+    assert main.main(["-c", str(tiny_config(epochs=1, data={"val_fraction": 0.34})), "--cpu"]) == 0
+    assert seen == [("val/predicted_vs_mos", "predicted score, on PIPAL's scale (higher is better)",
+                     "PIPAL score (higher is better)")]

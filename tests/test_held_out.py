@@ -80,3 +80,14 @@ def test_reports_write_null_for_metrics_that_do_not_exist():
     document = without_nan({"overall": {"plcc": math.nan, "rmse": 1.5, "count": 2}, "per": [math.inf, 0.5]})
     assert document == {"overall": {"plcc": None, "rmse": 1.5, "count": 2}, "per": [None, 0.5]}
     json.dumps(document, allow_nan=False)
+
+
+def test_the_whole_dataset_is_scored_with_a_warning_that_it_holds_trained_references(trained_on_everything,
+                                                                                    tmp_path, caplog):
+    config_path, _, checkpoint = trained_on_everything
+    assert main.main(["--mode", "cross-dataset", "--checkpoint", str(checkpoint), "--datasets", str(config_path),
+                      "--output-dir", str(tmp_path / "table")]) == 0  # --split all, the default
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert any("the all part scored with checkpoints_1.ckpt holds references its run used" in message
+               and "not held-out scores" in message for message in warnings), warnings
+    assert (tmp_path / "table" / "cross_dataset.csv").is_file()

@@ -276,6 +276,15 @@ def test_one_bad_file_behind_several_pairs_is_one_line_with_the_skip_option(tmp_
     assert line.endswith("(2 of 3 pairs cannot be scored: fix them, or pass --skip-bad to score the others)")
 
 
+def test_a_single_bad_pair_is_the_pair_not_1_of_1_pairs(tmp_path, checkpoint, capsys):
+    image(tmp_path / "a.png")
+    (tmp_path / "a_1.png").write_bytes(b"not an image")
+    assert run(checkpoint, "--reference", tmp_path / "a.png", "--distorted", tmp_path / "a_1.png") == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"error: {tmp_path / 'a_1.png'}: not a readable image")
+    assert line.endswith("(the pair cannot be scored: fix it)")
+
+
 def test_skip_bad_fails_when_every_pair_fails_to_decode(tmp_path, checkpoint, capsys):
     for name, seed in (("a.png", 0), ("a_1.png", 1)):
         image(tmp_path / name, seed=seed)

@@ -184,12 +184,16 @@ def score_pairs(metric: FullReferenceMetric, pairs: Sequence[PairRecord], output
     problems = {index: messages for index, messages in
                 enumerate(pair_problems(pairs, metric.crop_size, crop_is_fixed=True)) if messages}
     if problems and (not skip_bad or len(problems) == len(pairs)):
-        fix = "none can be: fix them" if len(problems) == len(pairs) else (
-            "fix them, or pass --skip-bad to score the others")
+        if len(pairs) == 1:
+            count, fix = "the pair cannot be scored", "fix it"
+        else:
+            count = f"{len(problems)} of {len(pairs)} pairs cannot be scored"
+            fix = "none can be: fix them" if len(problems) == len(pairs) else (
+                "fix them, or pass --skip-bad to score the others")
         messages = list(dict.fromkeys(message for messages in problems.values() for message in messages))
         if len(messages) == 1:  # one file behind every problem: one line, with the option that skips it
-            raise DataError(f"{messages[0]} ({len(problems)} of {len(pairs)} pairs cannot be scored: {fix})")
-        listed = ProblemList(f"{len(problems)} of {len(pairs)} pairs cannot be scored ({fix})")
+            raise DataError(f"{messages[0]} ({count}: {fix})")
+        listed = ProblemList(f"{count} ({fix})")
         for message in messages:
             listed.add(message)
         listed.raise_if_any()

@@ -21,10 +21,11 @@ class Logbook:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 self.writer.add_scalar(f"{prefix}/{name}", value, step)
 
-    def scatter(self, tag: str, predicted: np.ndarray, mos: np.ndarray, step: int) -> None:
+    def scatter(self, tag: str, predicted: np.ndarray, mos: np.ndarray, step: int, x_label: str, y_label: str) -> None:
+        """Predicted (x, named with its scale) against subjective scores (y) as an image."""
         if self.writer is None:
             return
-        self.writer.add_image(tag, scatter_pixels(predicted, mos, title=f"{tag}, step {step}"), step,
+        self.writer.add_image(tag, scatter_pixels(predicted, mos, f"{tag}, step {step}", x_label, y_label), step,
                               dataformats="HWC")
 
     def close(self) -> None:

@@ -43,6 +43,7 @@ from nnet.engine.training.seeding import rng_state, seed_everything
 from nnet.engine.training.step import BatchOutcome, HeadOnly, TrainingStep, build_optimizer
 from nnet.errors import CheckpointError, IQAError, preview
 from nnet.models import FullReferenceIQA, build_model
+from nnet.plots import predicted_label, score_label
 from nnet.progress import progress
 
 log = logging.getLogger(__name__)
@@ -294,7 +295,10 @@ def validate(network: FullReferenceIQA, data: TrainingData, config: Config, runt
     report = evaluation_report(data.validation, predictions)
     overall = {k: v for k, v in report["overall"].items() if isinstance(v, float)}
     logbook.scalars(overall, step, "val")
-    logbook.scatter("val/predicted_vs_mos", predictions, np.array([r.mos for r in data.validation]), step)
+    scale = data.score_scale
+    logbook.scatter("val/predicted_vs_mos", predictions, np.array([r.mos for r in data.validation]), step,
+                    predicted_label(scale.title, scale.lower_is_better),
+                    score_label(data.validation[0].lower_is_better, f"{locate(config.data).label} score"))
     if runtime.is_main:
         log.info("validation:\n%s", describe_report(report))
     return {f"val_{k}": v for k, v in overall.items() if not math.isnan(v)}
