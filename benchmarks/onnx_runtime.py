@@ -69,7 +69,7 @@ def bench_architecture(architecture: str, args: argparse.Namespace, folder: Path
         torch_metric = nnet.create_metric(architecture.lower(), checkpoint=checkpoint, device=device, precision="fp32")
         name = f"PyTorch {device} (fp32, shared reference)"
         paths[name] = partial(scored, name, lambda d, r, m=torch_metric: m(d, r).cpu().numpy(),
-                              torch_metric.scale.normalize)
+                              torch_metric.score_scale.normalize)
         providers = ["CPUExecutionProvider"] if device == "cpu" else CUDA_PROVIDERS
         if device == "cuda" and "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
             print("# ONNX Runtime's CUDA provider is not installed (pip install onnxruntime-gpu): no CUDA row")
@@ -77,7 +77,7 @@ def bench_architecture(architecture: str, args: argparse.Namespace, folder: Path
         for per_call in args.pairs_per_call:
             runtime = ExportedMetric(exported, providers=providers, pairs_per_call=per_call)
             name = f"ONNX Runtime {device} ({per_call} pairs per call)"
-            paths[name] = partial(scored, name, runtime, runtime.scale.normalize)
+            paths[name] = partial(scored, name, runtime, runtime.score_scale.normalize)
     for run in paths.values():  # warm-up: first-call allocations and kernel choices
         run()
     rates = interleaved_rates(paths, args.rounds, torch.device("cpu"))

@@ -53,7 +53,7 @@ def test_runtime_scores_equal_the_torch_metric(architecture, coverage, stride, t
     got = runtime(distorted + other_distorted, references)
     expected = torch_metric(distorted + other_distorted, references).numpy()
     scale = ScoreScale.from_dict(TOY_DMOS_SCALE)
-    assert runtime.scale == scale and runtime.lower_better and runtime.score_range == (1.0, 5.0)
+    assert runtime.score_scale == scale and runtime.lower_better and runtime.score_range == (1.0, 5.0)
     assert got.dtype == np.float64 and got.shape == (4,)
     assert np.abs(scale.normalize(got) - scale.normalize(expected)).max() <= TOLERANCE
     assert np.ptp(scale.normalize(got)) > 100 * TOLERANCE  # the pairs score differently: the check is not vacuous
@@ -156,7 +156,7 @@ def test_original_checkpoints_export_with_parity(architecture, upstream_fixtures
     checkpoint = upstream_fixtures / f"{UPSTREAM[architecture]}.ckpt"
     torch_metric = nnet.create_metric(architecture.lower(), checkpoint=checkpoint, device="cpu", precision="fp32")
     got = runtime.normalized_scores(distorted.permute(0, 2, 3, 1).numpy(), reference.permute(0, 2, 3, 1).numpy())
-    expected = torch_metric.scale.normalize(torch_metric(distorted, reference).numpy())
+    expected = torch_metric.score_scale.normalize(torch_metric(distorted, reference).numpy())
     assert np.abs(got - expected).max() <= TOLERANCE
 
 
@@ -193,7 +193,7 @@ def test_a_torch_free_install_scores_the_fixture_pairs(upstream_fixtures, upstre
     result = json.loads(run.stdout)
     torch_metric = nnet.create_metric("iqa_conformer", checkpoint=upstream_fixtures / "iqa_conformer_seed0.ckpt",
                                       device="cpu", precision="fp32")
-    expected = torch_metric.scale.normalize(torch_metric(distorted, reference).numpy())
+    expected = torch_metric.score_scale.normalize(torch_metric(distorted, reference).numpy())
     assert result["torch_modules"] == []
     assert np.abs(np.array(result["scores"]) - expected).max() <= TOLERANCE
     print(f"torch-free venv test: {time.monotonic() - started:.0f} s")

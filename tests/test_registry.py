@@ -305,7 +305,7 @@ def test_create_metric_by_name_downloads_and_scores_with_the_published_weights(s
     # A 192x192 pair's ten crops are the image five times and its mirror image five times.
     with torch.no_grad():
         mirrored = metric.model(reference.flip(-1), distorted.flip(-1))
-    expected = metric.scale.denormalize((io["out"][0] + mirrored[0]) / 2).double()
+    expected = metric.score_scale.denormalize((io["out"][0] + mirrored[0]) / 2).double()
     torch.testing.assert_close(score, expected, rtol=1e-6, atol=1e-3)
 
 

@@ -239,28 +239,28 @@ def score_scale_of(checkpoint: dict[str, Any], source: str | Path) -> ScoreScale
     if checkpoint.get("format") == FORMAT:
         data = (checkpoint.get("config") or {}).get("data") or {}
         try:
-            scale = ScoreScale(mean=float(data["mos_mean"]), std=float(data["mos_std"]),
-                                  lower_is_better=bool(data.get("lower_is_better", False)),
-                                  dataset=str(data.get("dataset", "")))
+            score_scale = ScoreScale(mean=float(data["mos_mean"]), std=float(data["mos_std"]),
+                                        lower_is_better=bool(data.get("lower_is_better", False)),
+                                        dataset=str(data.get("dataset", "")))
         except (KeyError, TypeError, ValueError):
             raise CheckpointError(f"{source}: a format-1 checkpoint without the config it was trained with, so its "
                                   "score scale is unknown; re-save it with this nnet from its training run, or use "
                                   "another checkpoint") from None
         log.info("%s: format-1 checkpoint stores no score scale; using its training config's: %s", source,
-                 describe_scale(scale))
-        return scale
-    scale = ScoreScale()
+                 describe_scale(score_scale))
+        return score_scale
+    score_scale = ScoreScale()
     log.info("%s: original-code checkpoint, which stores no score scale; scores are on PIPAL's MOS scale (%s)",
-             source, describe_scale(scale))
-    return scale
+             source, describe_scale(score_scale))
+    return score_scale
 
 
-def describe_scale(scale: ScoreScale) -> str:
+def describe_scale(score_scale: ScoreScale) -> str:
     """``dataset MOS, mean 1448.96, std 121.54, higher is better[, training labels in [a, b]]``."""
-    text = (f"{scale.dataset or 'unnamed dataset'} scores, mean {scale.mean:.6g}, std {scale.std:.6g}, "
-            f"{'lower' if scale.lower_is_better else 'higher'} is better")
-    if scale.label_range is not None:
-        text += f", training labels in [{scale.label_range[0]:.6g}, {scale.label_range[1]:.6g}]"
+    text = (f"{score_scale.dataset or 'unnamed dataset'} scores, mean {score_scale.mean:.6g}, "
+            f"std {score_scale.std:.6g}, {'lower' if score_scale.lower_is_better else 'higher'} is better")
+    if score_scale.label_range is not None:
+        text += f", training labels in [{score_scale.label_range[0]:.6g}, {score_scale.label_range[1]:.6g}]"
     return text
 
 

@@ -41,13 +41,13 @@ PROBE_SHAPES = ((2, 1), (1, 3), (3, 2))
 
 class ScoringGraph(nn.Module):
     """What the exported graph computes: pixels of reference crops ``[n, 3, c, c]`` and of ``k`` groups of
-    distorted crops ``[k·n, 3, c, c]`` → normalised scores ``[k·n]`` and the same on ``scale``; the
+    distorted crops ``[k·n, 3, c, c]`` → normalised scores ``[k·n]`` and the same on ``score_scale``; the
     torch scorer's calls (``reference_context`` once, then ``score_against``)."""
 
-    def __init__(self, network: FullReferenceIQA, scale: ScoreScale) -> None:
+    def __init__(self, network: FullReferenceIQA, score_scale: ScoreScale) -> None:
         super().__init__()
         self.network = network
-        self.scale_factor, self.scale_mean = scale.sign * scale.std, scale.mean
+        self.scale_factor, self.scale_mean = score_scale.sign * score_scale.std, score_scale.mean
 
     def forward(self, reference: torch.Tensor, distorted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         network = self.network

@@ -96,7 +96,7 @@ def ntire_test_data(data: DataConfig, runtime: Runtime) -> list[PairRecord]:
                         "references held out by data.test_fraction")
     records = scan_pipal_test(source.root, data.test_ref_dir, data.test_dist_dir, labels=data.test_labels or None,
                               allow_outside_root=data.allow_outside_root)
-    refuse_out_of_range(records, source.score_range, source.scale)
+    refuse_out_of_range(records, source.score_range, source.scale_text)
     return records
 
 

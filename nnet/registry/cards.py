@@ -32,7 +32,7 @@ class ModelCard:
         name: the registry name (``--checkpoint NAME``, ``create_metric(NAME)``).
         architecture: the network the file holds, ``IQA_Conformer`` or ``IQA_Transformer``.
         training: what it was trained on, and how the weights were made.
-        scale: the scores' scale and direction.
+        scale_text: the scores' scale and direction.
         crop_size: the side of the crops it scores (images must be at least this large).
         repository, commit, path: where the file lies (a GitHub repository).
         git_blob: the file's git blob id, SHA-1 of ``blob <size>\\0`` + its bytes.
@@ -45,7 +45,7 @@ class ModelCard:
     name: str
     architecture: str
     training: str
-    scale: str
+    scale_text: str
     crop_size: int
     repository: str
     commit: str
@@ -76,14 +76,14 @@ _NTIRE_LICENCE = "none stated by the original repository; fetched from its sourc
 
 MODEL_CARDS: dict[str, ModelCard] = {card.name: card for card in (
     ModelCard(
-        name="iqa_conformer", architecture="IQA_Conformer", training=_NTIRE_TRAINING, scale=_NTIRE_SCALE,
+        name="iqa_conformer", architecture="IQA_Conformer", training=_NTIRE_TRAINING, scale_text=_NTIRE_SCALE,
         crop_size=192, repository=_NTIRE_SOURCE, commit=_NTIRE_COMMIT,
         path="callbacks/PIPAL/IQA_Conformer/checkpoints_swa-equal-21-30.ckpt",
         git_blob="0803a19cc6e98069c8ae298e3e20099bde1b6b72", approximate_mb=11.6, licence=_NTIRE_LICENCE,
         numbers=PublishedNumbers(val_srcc=0.7878, val_plcc=0.8035, test_srcc=0.7659, test_plcc=0.7747),
         submission="IQA_Conformer"),
     ModelCard(
-        name="iqa_transformer", architecture="IQA_Transformer", training=_NTIRE_TRAINING, scale=_NTIRE_SCALE,
+        name="iqa_transformer", architecture="IQA_Transformer", training=_NTIRE_TRAINING, scale_text=_NTIRE_SCALE,
         crop_size=192, repository=_NTIRE_SOURCE, commit=_NTIRE_COMMIT,
         path="callbacks/PIPAL/IQA_Transformer/checkpoints_swa-equal-21-30.ckpt",
         git_blob="6ae448f9942d65a4dbe6b45657835f19816004d8", approximate_mb=11.1, licence=_NTIRE_LICENCE,

@@ -57,7 +57,7 @@ class ExportedMetric:
             ``stride`` pixels, default the crop size; or ``tencrop``, the NTIRE protocol).
 
     Attributes:
-        architecture, crop_size, input_dtype, scale: from the file's metadata (:class:`ExportedModelInfo`).
+        architecture, crop_size, input_dtype, score_scale: from the file's metadata (:class:`ExportedModelInfo`).
         lower_better: True when lower scores mean better quality (a DMOS-trained model).
         score_range: the (lowest, highest) training label, or None when the checkpoint did not record it.
         metadata: every metadata entry of the file.
@@ -72,16 +72,16 @@ class ExportedMetric:
         self.coverage, self.stride = coverage, stride
         self.pairs_per_call = pairs_per_call
         self.architecture, self.crop_size, self.input_dtype = info.architecture, info.crop_size, info.input_dtype
-        self.scale = info.scale
-        self.lower_better = info.scale.lower_is_better
-        self.score_range = info.scale.label_range
+        self.score_scale = info.score_scale
+        self.lower_better = info.score_scale.lower_is_better
+        self.score_range = info.score_scale.label_range
         self.metadata = info.metadata
 
     def __call__(self, distorted: ImageInput | Sequence[ImageInput],
                  reference: ImageInput | Sequence[ImageInput]) -> np.ndarray:
         """Scores (float64 ``[B]``, on the checkpoint's scale) of ``B`` distorted images against their
         references (``B`` references, or one for all)."""
-        return self.scale.denormalize(self.normalized_scores(distorted, reference))
+        return self.score_scale.denormalize(self.normalized_scores(distorted, reference))
 
     def score(self, *, reference: ImageInput, distorted: ImageInput) -> float:
         """The score of one pair (keywords only, so that the two images cannot be swapped by mistake)."""

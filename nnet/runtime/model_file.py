@@ -35,7 +35,7 @@ class ExportedModelInfo:
         architecture: ``IQA_Conformer`` or ``IQA_Transformer``.
         crop_size: the side of the square crops the graph takes.
         input_dtype: ``uint8`` (pixels 0..255) or ``float32`` (pixels in [0, 1]).
-        scale: maps the ``normalized`` output to scores on the checkpoint's scale.
+        score_scale: maps the ``normalized`` output to scores on the checkpoint's scale.
         metadata: every metadata entry as written (checkpoint file and digest, nnet version, opset,
             the parity measured at export).
     """
@@ -43,7 +43,7 @@ class ExportedModelInfo:
     architecture: str
     crop_size: int
     input_dtype: str
-    scale: ScoreScale
+    score_scale: ScoreScale
     metadata: dict[str, str]
 
     @classmethod
@@ -58,7 +58,7 @@ class ExportedModelInfo:
         try:
             version = int(metadata["format_version"])
             crop_size = int(metadata["crop_size"])
-            scale = ScoreScale.from_dict(json.loads(metadata["score_scale"]))
+            score_scale = ScoreScale.from_dict(json.loads(metadata["score_scale"]))
         except (KeyError, TypeError, ValueError) as error:
             raise CheckpointError(f"{source}: unreadable nnet metadata ({error}); the file was edited: "
                                   f"{REEXPORT}") from None
@@ -68,7 +68,7 @@ class ExportedModelInfo:
         if metadata["input_dtype"] not in INPUT_DTYPES:
             raise CheckpointError(f"{source}: unknown input_dtype {metadata['input_dtype']!r} in its metadata; "
                                   f"{REEXPORT}")
-        return cls(metadata["architecture"], crop_size, metadata["input_dtype"], scale, dict(metadata))
+        return cls(metadata["architecture"], crop_size, metadata["input_dtype"], score_scale, dict(metadata))
 
 
 def open_session(model: str | os.PathLike | bytes, providers: list[str] | None = None,

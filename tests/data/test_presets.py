@@ -145,7 +145,7 @@ def test_a_contradicting_direction_is_refused_with_the_fix(tmp_path, name, wrong
         read_dataset(data)
     message = str(error.value)
     assert "\n" not in message and message.startswith("DataConfig.lower_is_better: ")
-    assert f"-is-better ({PRESETS[name].scale}), got lower_is_better={wrong}; leave it unset" in message
+    assert f"-is-better ({PRESETS[name].scale_text}), got lower_is_better={wrong}; leave it unset" in message
 
 
 def test_the_right_direction_may_be_stated(tmp_path):

@@ -52,7 +52,7 @@ class Preset:
 
     Attributes:
         name, title: its name in configs (``data.dataset``) and in papers.
-        scale: what a score is, for messages and the README.
+        scale_text: what a score is, for messages and the README.
         lower_is_better, score_range: direction of the scores and their plausible (inclusive) range.
         folder: download layout: the default ``data.root``.
         label_file: download layout: the label file in the root (None: PIPAL reads a folder of them).
@@ -67,7 +67,7 @@ class Preset:
 
     name: str
     title: str
-    scale: str
+    scale_text: str
     lower_is_better: bool
     score_range: tuple[float, float]
     folder: str
@@ -94,7 +94,7 @@ class DatasetSource:
     table: Path | None  # the CSV or label file read (None: PIPAL's label folder)
     lower_is_better: bool
     score_range: tuple[float, float] | None
-    scale: str  # what score_range is, for messages: the preset's scale, or "data.score_range"
+    scale_text: str  # what score_range is, for messages: the preset's scale, or "data.score_range"
     allow_outside_root: bool
     synthetic: bool = False  # the generated stand-in (data.synthetic), not the dataset itself
 
@@ -180,19 +180,19 @@ def locate(data: DataSettings) -> DatasetSource:
                              data.allow_outside_root)
     _check_against_preset(data, preset)
     score_range = data.score_range or preset.score_range
-    scale = "data.score_range" if data.score_range else f"{preset.title}'s scale ({preset.scale})"
+    scale_text = "data.score_range" if data.score_range else f"{preset.title}'s scale ({preset.scale_text})"
     if data.layout == "pyiqa":
         root = Path(data.root) if data.root is not None else DATASETS_FOLDER / preset.pyiqa_root
         ref_root = (Path(data.ref_root) if data.ref_root is not None
                     else root.parent / preset.pyiqa_ref_folder if preset.pyiqa_ref_folder else root)
         table = Path(data.csv_path) if data.csv_path is not None else PYIQA_META_FOLDER / preset.pyiqa_meta
         return DatasetSource(preset.title, preset, "pyiqa", root, ref_root, table, preset.lower_is_better,
-                             score_range, scale, data.allow_outside_root)
+                             score_range, scale_text, data.allow_outside_root)
     root = Path(data.root) if data.root is not None else Path(preset.folder)
     label_file = data.label_file or preset.label_file
     table = None if label_file is None else root / label_file
     return DatasetSource(preset.title, preset, "download", root, None, table, preset.lower_is_better, score_range,
-                         scale, data.allow_outside_root, data.synthetic)
+                         scale_text, data.allow_outside_root, data.synthetic)
 
 
 def read_dataset(data: DataSettings) -> list[PairRecord]:
@@ -204,7 +204,7 @@ def read_dataset(data: DataSettings) -> list[PairRecord]:
         records = [dataclasses.replace(record, distortion_type=source.preset.distortion_type(record.name))
                    for record in records]
     if source.score_range is not None:
-        refuse_out_of_range(records, source.score_range, source.scale)
+        refuse_out_of_range(records, source.score_range, source.scale_text)
     else:
         warn_far_outliers(records, str(source.table))
     return records
@@ -244,7 +244,7 @@ def _check_against_preset(data: DataSettings, preset: Preset) -> None:
     if data.lower_is_better is not None and data.lower_is_better != preset.lower_is_better:
         direction = "lower" if preset.lower_is_better else "higher"
         raise ConfigError(f"DataConfig.lower_is_better: {preset.title}'s scores are {direction}-is-better "
-                          f"({preset.scale}), got lower_is_better={data.lower_is_better}; leave it unset (the "
+                          f"({preset.scale_text}), got lower_is_better={data.lower_is_better}; leave it unset (the "
                           "preset knows the direction), or use dataset='csv' for a table on another scale")
     if data.layout == "download" and preset.read_download is None:
         raise ConfigError(f"DataConfig.layout: {preset.download_unread}; set layout='pyiqa' and put pyiqa's "

@@ -82,14 +82,14 @@ class Row:
     checkpoint: str  # label in the table and the file names
     checkpoint_path: Path
     checkpoint_digest: str | None
-    scale: ScoreScale  # the checkpoint's score scale, which the predictions are on
+    score_scale: ScoreScale  # the checkpoint's score scale, which the predictions are on
     dataset: ScoredDataset
     predictions: np.ndarray  # in the order of the dataset's records
 
     @property
     def negated(self) -> bool:
         """The checkpoint's scores and the dataset's run in opposite directions."""
-        return self.scale.lower_is_better != self.dataset.source.lower_is_better
+        return self.score_scale.lower_is_better != self.dataset.source.lower_is_better
 
     @property
     def orientation(self) -> str:
@@ -102,7 +102,7 @@ class Row:
 
     @property
     def trained_on(self) -> str:
-        return self.scale.title or "unknown"
+        return self.score_scale.title or "unknown"
 
     @functools.cached_property
     def metrics(self) -> dict:
@@ -111,7 +111,7 @@ class Row:
 
     def value(self, key: str) -> float:
         """A metric of the table: NaN for the RMSE on another scale and for the logistic values of a failed fit."""
-        if key == "rmse" and (self.negated or not self.scale.matches(self.dataset.source.title)):
+        if key == "rmse" and (self.negated or not self.score_scale.matches(self.dataset.source.title)):
             return math.nan
         if key.endswith("_logistic") and not self.metrics["logistic_fit_converged"]:
             return math.nan

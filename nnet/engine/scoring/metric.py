@@ -118,12 +118,12 @@ class FullReferenceMetric(nn.Module):
         device = choose_device(device, option="device")
         arithmetic = scoring_precision(precision, device, option="precision")  # names checked before loading
         self.model = load_model(checkpoint, device, trust=trust).requires_grad_(False)  # frozen, also as a loss
-        self.scale = self.model.score_scale
+        self.score_scale = self.model.score_scale
         self.scorer = Scorer(self.model, device, arithmetic, coverage, stride)
         self.architecture = self.model.architecture
         self.crop_size = self.model.crop_size
-        self.lower_better = self.scale.lower_is_better
-        self.score_range = self.scale.label_range
+        self.lower_better = self.score_scale.lower_is_better
+        self.score_range = self.score_scale.label_range
 
     def forward(self, distorted: ImageInput | Sequence[ImageInput], reference: ImageInput | Sequence[ImageInput],
                 return_map: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[QualityMap]]:
@@ -155,16 +155,16 @@ class FullReferenceMetric(nn.Module):
         if not return_map:
             normalized = self.scorer.score_group(reference, distorted).cpu()
             check_plausible(normalized, names, self.scorer.source)
-            return self.scale.denormalize(normalized)
+            return self.score_scale.denormalize(normalized)
         if self.scorer.coverage != "tiles":
             raise ValueError("return_map=True needs coverage='tiles' (a map's cells are the tiles' scores); "
                              "create the metric with coverage='tiles'")
         cells, tops, lefts = self.scorer.tile_maps(reference, distorted)  # [k, rows, cols]
         normalized = cells.flatten(1).mean(dim=1).cpu()  # the mean as score_group takes it: the same scores
         check_plausible(normalized, names, self.scorer.source)
-        maps = [QualityMap(self.scale.denormalize(pair_cells.cpu()), tuple(tops), tuple(lefts), self.crop_size,
+        maps = [QualityMap(self.score_scale.denormalize(pair_cells.cpu()), tuple(tops), tuple(lefts), self.crop_size,
                            self.lower_better) for pair_cells in cells]
-        return self.scale.denormalize(normalized), maps
+        return self.score_scale.denormalize(normalized), maps
 
     def as_loss(self) -> "QualityLoss":
         """This metric as a training loss for image restoration (:class:`QualityLoss`)."""
@@ -177,7 +177,7 @@ class FullReferenceMetric(nn.Module):
             raise DataError(f"{problem} (pair {index})")
 
     def extra_repr(self) -> str:
-        return f"{self.architecture}, crops {self.crop_size}, {describe_scale(self.scale)}"
+        return f"{self.architecture}, crops {self.crop_size}, {describe_scale(self.score_scale)}"
 
 
 class QualityLoss(nn.Module):

@@ -249,7 +249,7 @@ def _score_group(metric: FullReferenceMetric, reference: torch.Tensor, distorted
     for pixels, quality_map, score, picture, name in zip(distorted, maps, scores.tolist(), pictures, names,
                                                          strict=True):
         save_map_picture(picture, pixels.permute(1, 2, 0).numpy(), quality_map, score, name,
-                         f"{metric.scale.dataset} score")
+                         f"{metric.score_scale.dataset} score")
     return scores.tolist()
 
 

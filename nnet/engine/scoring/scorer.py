@@ -155,9 +155,9 @@ class Scorer:
         dtype = next(self.network.parameters()).dtype  # float32, or float64 for gradient checks
         return normalize_pixels(crop_windows(pixels, boxes, self.crop_size), dtype)
 
-    def score_records(self, records: Sequence[PairRecord], scale: ScoreScale, runtime: Runtime,
+    def score_records(self, records: Sequence[PairRecord], score_scale: ScoreScale, runtime: Runtime,
                       group_size: int = 16, num_workers: int = 0, progress: bool = False) -> np.ndarray:
-        """Scores on ``scale`` of every record, in ``records`` order.
+        """Scores on ``score_scale`` of every record, in ``records`` order.
 
         Images are decoded in ``num_workers`` DataLoader workers, as uint8 groups of up to
         ``group_size`` distorted images of one reference. Under torchrun each rank scores every
@@ -172,21 +172,21 @@ class Scorer:
                                       leave=False):
             normalized.append(self.score_group(group["reference"], group["distorted"]))
             indices += group["indices"].tolist()
-        scores = scale.denormalize(torch.cat(normalized).cpu()).tolist() if normalized else []
+        scores = score_scale.denormalize(torch.cat(normalized).cpu()).tolist() if normalized else []
         predictions = np.full(len(records), np.nan)
         for part_indices, part_scores in gather_objects(runtime, (indices, scores)):
             predictions[part_indices] = part_scores
         # Every rank holds every score now, so all of them stop alike.
-        check_plausible(scale.normalize(torch.from_numpy(predictions)), [record.name for record in records],
+        check_plausible(score_scale.normalize(torch.from_numpy(predictions)), [record.name for record in records],
                         self.source)
         return predictions
 
 
-def timed_scores(scorer: Scorer, records: Sequence[PairRecord], scale: ScoreScale, runtime: Runtime,
+def timed_scores(scorer: Scorer, records: Sequence[PairRecord], score_scale: ScoreScale, runtime: Runtime,
                  group_size: int, num_workers: int) -> tuple[np.ndarray, float]:
     """:meth:`Scorer.score_records` with a progress bar, and the wall time per pair."""
     started = time.perf_counter()
-    predictions = scorer.score_records(records, scale, runtime, group_size, num_workers, progress=True)
+    predictions = scorer.score_records(records, score_scale, runtime, group_size, num_workers, progress=True)
     return predictions, (time.perf_counter() - started) / max(1, len(records))
 
 

@@ -295,9 +295,8 @@ def validate(network: FullReferenceIQA, data: TrainingData, config: Config, runt
     report = evaluation_report(data.validation, predictions)
     overall = {k: v for k, v in report["overall"].items() if isinstance(v, float)}
     logbook.scalars(overall, step, "val")
-    scale = data.score_scale
     logbook.scatter("val/predicted_vs_mos", predictions, np.array([r.mos for r in data.validation]), step,
-                    predicted_label(scale.title, scale.lower_is_better),
+                    predicted_label(data.score_scale.title, data.score_scale.lower_is_better),
                     score_label(data.validation[0].lower_is_better, f"{locate(config.data).label} score"))
     if runtime.is_main:
         log.info("validation:\n%s", describe_report(report))

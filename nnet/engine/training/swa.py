@@ -143,7 +143,7 @@ def average_checkpoints(config: Config, runtime: Runtime, epochs: list[int], swa
     first = read_checkpoint(paths[0], trust=trust)
     check_origin(first, paths[0], epochs[0], config)
     model = model_from_checkpoint(first, paths[0])
-    scale = score_scale_of(first, paths[0])
+    score_scale = score_scale_of(first, paths[0])
     averaged = AveragedModel(model, avg_fn=_blend if swa_type == "exp" else None, use_buffers=False)
     for epoch, path in zip(epochs, paths, strict=True):
         checkpoint = first if path == paths[0] else read_checkpoint(path, trust=trust)
@@ -171,7 +171,7 @@ def average_checkpoints(config: Config, runtime: Runtime, epochs: list[int], swa
     label = swa_label(swa_type, epochs, from_list)
     output = checkpoint_path(config, label)
     save_checkpoint(output, build_checkpoint(
-        result.cpu(), scale, config_name=config.name, config=config_to_dict(config), epoch=epochs[-1],
+        result.cpu(), score_scale, config_name=config.name, config=config_to_dict(config), epoch=epochs[-1],
         step=int(checkpoint.get("step") or 0),
         metrics={"averaged_epochs": epochs, "swa_type": swa_type, "batchnorm_refresh_batches": refreshed}))
     log.info("wrote %s", output)
