@@ -1,6 +1,6 @@
 """Predicted versus subjective scores: a scatter with the fitted logistic of :mod:`nnet.agreement`.
 
-One drawing serves the PNG files of evaluation and the cross-dataset benchmark and the TensorBoard
+One drawing serves the PNG files of evaluation and the cross-dataset table and the TensorBoard
 image of validation; a second, the spread of metrics over the splits of ``--mode protocol``. Figures
 are drawn on matplotlib's Agg canvas directly (no pyplot, no display, no change of matplotlib's
 global backend).

@@ -472,3 +472,8 @@ def test_num_workers_defaults_to_the_usable_cores_at_most_8(monkeypatch, cores, 
     assert make_config().num_workers is None
     assert resolve_num_workers(None) == expected
     assert resolve_num_workers(0) == 0 and resolve_num_workers(12) == 12  # a value that is set is kept
+
+
+def test_the_command_lines_modes_are_the_ones_dispatched():
+    """nnet.cli lists the modes without importing the engine (fast help); the two lists stay one."""
+    assert list(cli.MODES) == list(modes.MODES)

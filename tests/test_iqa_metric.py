@@ -143,3 +143,16 @@ def test_create_metric_names_and_checkpoints(checkpoint, monkeypatch):
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="device cuda: no CUDA GPU is usable here; use device cpu"):
             nnet.create_metric("iqa_conformer", checkpoint=checkpoint, device="cuda")
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"precision": "fp64"}, r"precision='fp64': not a precision"),
+    ({"device": "tpu"}, r"device tpu: not a device name; use cpu, cuda or cuda:N"),
+])
+def test_bad_settings_are_refused_before_a_published_model_is_fetched(settings, message, monkeypatch):
+    def no_fetch(name):
+        raise AssertionError(f"{name} was fetched before the settings were checked")
+
+    monkeypatch.setattr("nnet.registry.cache.fetch_model", no_fetch)
+    with pytest.raises(ConfigError, match=message):
+        nnet.create_metric("iqa_conformer", **settings)

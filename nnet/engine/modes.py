@@ -140,5 +140,5 @@ def run_protocol(config: Config, runtime: Runtime, args: argparse.Namespace) -> 
 
 
 MODES = {"training": run_training, "swa": run_swa, "evaluation": run_scoring,
-                 "generation": run_scoring, "predict": run_predict, "pipeline": run_pipeline,
-                 "cross-dataset": run_cross_dataset, "protocol": run_protocol, "export": run_export}
+         "generation": run_scoring, "predict": run_predict, "pipeline": run_pipeline,
+         "cross-dataset": run_cross_dataset, "protocol": run_protocol, "export": run_export}

@@ -234,9 +234,7 @@ class StackedTrainer:
             predicted = vmap(self._head, randomness="different")(parameters, buffers, reference_features,
                                                                  distorted_features)  # [N, B, 1]
         losses = vmap(nn.functional.mse_loss)(predicted.float(), torch.stack(targets))  # [N]
-        scaled = [run.step.scaler.scale(loss / run.step.accumulated_steps) for run, loss in zip(runs, losses,
-                                                                                                 strict=True)]
-        torch.stack(scaled).sum().backward()
+        torch.stack([run.step.scaled(loss) for run, loss in zip(runs, losses, strict=True)]).sum().backward()
         with torch.no_grad():  # BatchNorm statistics, updated in the stacked copies
             for k, state in enumerate(states):
                 for name in self.buffer_names:

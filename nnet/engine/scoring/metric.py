@@ -69,11 +69,11 @@ def create_metric(name: str = "iqa_conformer", checkpoint: str | os.PathLike | N
     architecture = METRIC_ARCHITECTURES.get(name.lower())
     if architecture is None:
         raise ValueError(f"unknown metric {name!r}; choose one of {', '.join(METRIC_ARCHITECTURES)}")
-    checkpoint = checkpoint_file(name.lower() if checkpoint is None else checkpoint)
-    metric = FullReferenceMetric(checkpoint, device, precision, trust, coverage, stride)
+    metric = FullReferenceMetric(name.lower() if checkpoint is None else checkpoint, device, precision, trust,
+                                 coverage, stride)
     if metric.architecture != architecture:
-        raise CheckpointError(f"{checkpoint}: holds an {metric.architecture}, not the {architecture} that {name!r} "
-                              f"names; use create_metric({metric.architecture.lower()!r}, ...)")
+        raise CheckpointError(f"{metric.checkpoint}: holds an {metric.architecture}, not the {architecture} that "
+                              f"{name!r} names; use create_metric({metric.architecture.lower()!r}, ...)")
     return metric.as_loss() if as_loss else metric
 
 
@@ -107,8 +107,9 @@ class FullReferenceMetric(nn.Module):
         lower_better: True when lower scores mean better quality (a DMOS-trained model).
         score_range: (lowest, highest) score of the training labels, or None when the checkpoint
             does not record it (the original code's format and older ones of ours).
-        scale: the full score scale (:class:`nnet.data.score_scale.ScoreScale`).
+        score_scale: the full score scale (:class:`nnet.data.score_scale.ScoreScale`).
         crop_size: the side of the crops the model scores (images must be at least this large).
+        checkpoint: the file the weights came from (a published model's verified local copy).
     """
 
     def __init__(self, checkpoint: str | os.PathLike, device: str | torch.device | None = None,
@@ -116,8 +117,9 @@ class FullReferenceMetric(nn.Module):
                  stride: int | None = None) -> None:
         super().__init__()
         device = choose_device(device, option="device")
-        arithmetic = scoring_precision(precision, device, option="precision")  # names checked before loading
-        self.model = load_model(checkpoint, device, trust=trust).requires_grad_(False)  # frozen, also as a loss
+        arithmetic = scoring_precision(precision, device, option="precision")  # checked before any download
+        self.checkpoint = checkpoint_file(checkpoint)  # a published model's name: its verified local file
+        self.model = load_model(self.checkpoint, device, trust=trust).requires_grad_(False)  # frozen, also as a loss
         self.score_scale = self.model.score_scale
         self.scorer = Scorer(self.model, device, arithmetic, coverage, stride)
         self.architecture = self.model.architecture

@@ -16,7 +16,6 @@ from nnet.engine.paths import OUTPUT_NAME, README_NAME, ZIP_NAME
 from nnet.errors import IQAError, preview
 from nnet.fileio import atomic_write, atomic_write_text
 
-_HEADS = {"IQA_Conformer": "Conformer", "IQA_Transformer": "Transformer"}
 _TOKEN = r"[^,\s]+"  # an image name or a score: no comma, no whitespace
 _NAME = re.compile(_TOKEN)
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamp: the same files give the same archive bytes
@@ -24,7 +23,7 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamp: the same files give the sa
 
 def default_description(architecture: str) -> str:
     """The readme's "Other description" for a model of ``architecture`` when the config gives none."""
-    head = _HEADS.get(architecture, architecture)
+    head = architecture.removeprefix("IQA_")  # the head's block: Conformer or Transformer
     return f"{architecture.replace('_', ' ')}: Inception-ResNet-v2 features, {head} encoder-decoder head, TenCrop"
 
 

@@ -1,4 +1,4 @@
-"""One training step of the recipe, used by training and the benchmark alike.
+"""One training step of the recipe, used by training and the speed benchmark alike.
 
 A step is: trunk features of both images (frozen, no gradients), the head's forward under
 autocast, MSE against the normalised target, a (scaled) backward, and the Adam step. The trunk
@@ -103,9 +103,12 @@ class TrainingStep:
             predicted = self.head_module(reference_features, distorted_features)
         return nn.functional.mse_loss(predicted.float(), target)
 
+    def scaled(self, loss: torch.Tensor) -> torch.Tensor:
+        """``loss`` divided by ``accumulated_steps`` and scaled by the GradScaler: what is backpropagated."""
+        return self.scaler.scale(loss / self.accumulated_steps)
+
     def backward(self, loss: torch.Tensor) -> None:
-        """Backpropagate ``loss`` divided by ``accumulated_steps``, scaled by the GradScaler."""
-        self.scaler.scale(loss / self.accumulated_steps).backward()
+        self.scaled(loss).backward()
 
     def update(self) -> None:
         """The optimizer step through the GradScaler (skipped on non-finite fp16 gradients), then the scale
