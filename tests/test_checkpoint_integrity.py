@@ -14,6 +14,7 @@ from nnet.checkpoint import FORMAT_VERSION, build_checkpoint, read_checkpoint, s
 from nnet.checkpoint.integrity import content_digest
 from nnet.config import Config, DataConfig, ModelConfig, OptimizerConfig
 from nnet.data.score_scale import ScoreScale
+from nnet.data.synthetic.writer import MARKER, is_synthetic
 from nnet.engine.paths import resolve_checkpoint
 from nnet.errors import CheckpointError
 
@@ -145,6 +146,16 @@ def test_the_provenance_travels_with_the_checkpoint_and_a_toy_model_is_warned_ab
     with caplog.at_level(logging.WARNING):
         nnet.load_model(real)
     assert "like the demo's" not in caplog.text
+
+
+def test_training_records_its_data_as_synthetic_only_for_the_generators_trees(tiny_pipal, tiny_config, tmp_path):
+    """The generator leaves a marker in each tree's root; without it (a real dataset) the data is 'dataset'."""
+    assert is_synthetic(tiny_pipal)
+    unmarked = tmp_path / "PIPAL"
+    shutil.copytree(tiny_pipal, unmarked)
+    (unmarked / MARKER).unlink()
+    assert main.main(["-c", str(tiny_config(epochs=1, root=unmarked)), "--cpu"]) == 0
+    assert read_checkpoint(tmp_path / "run" / "checkpoints_1.ckpt")["provenance"]["data"] == "dataset"
 
 
 def test_a_format_2_checkpoint_loads_and_its_provenance_comes_from_its_config(tiny_model, tmp_path):

@@ -56,8 +56,9 @@ def test_pipeline_writes_every_artefact(dataset, tmp_path, write_config):
     assert checkpoint["epoch"] == 2 and checkpoint["step"] == 2 * (3 * 6 // 4)
     assert checkpoint["config"]["name"] == "tiny" and checkpoint["optimizer_state_dict"] is not None
     assert {"loss", "val_srcc", "val_plcc"} <= set(checkpoint["metrics"])
-    # The checkpoints record how the trunk and the data were made (a calibrated random trunk here).
-    assert checkpoint["provenance"] == {"trunk": "calibrated-random", "data": "dataset"}
+    # The checkpoints record how the trunk and the data were made: a calibrated random trunk, and the
+    # generator's tree (its marker file says so, although the config reads it as a plain PIPAL root).
+    assert checkpoint["provenance"] == {"trunk": "calibrated-random", "data": "synthetic"}
     assert torch.load(run / "checkpoints_swa-equal-1-2.ckpt", weights_only=True)["provenance"] == \
         checkpoint["provenance"]
 

@@ -27,7 +27,7 @@ def test_same_arguments_give_byte_identical_trees(tmp_path):
                                  size=48, test_refs=1, seed=1 if name == "c" else 0)
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
     assert digest(tmp_path / "a") != digest(tmp_path / "c")
-    assert len(digest(tmp_path / "a")) == 2 + 12 + 2 + 1 + 6 + 1  # refs, dists, labels ×2
+    assert len(digest(tmp_path / "a")) == 2 + 12 + 2 + 1 + 6 + 1 + 1  # refs, dists, labels ×2, the marker
 
 
 def test_layout_is_pipal_and_test_labels_stay_outside(tree):

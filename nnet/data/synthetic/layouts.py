@@ -36,7 +36,7 @@ from nnet.data.datasets.presets import PRESETS, PYIQA_META_FOLDER, Preset
 from nnet.data.records import PairRecord
 from nnet.data.synthetic.distortions import DISTORTIONS
 from nnet.data.synthetic.ground_truth import BEST_SCORE, WORST_SCORE
-from nnet.data.synthetic.writer import generate_synthetic_pipal
+from nnet.data.synthetic.writer import generate_synthetic_pipal, mark_synthetic
 from nnet.errors import ConfigError, DataError
 from nnet.fileio import atomic_write, atomic_write_text
 
@@ -89,6 +89,7 @@ def generate_synthetic_dataset(out: str | Path, dataset: str, layout: str = "dow
         generate_synthetic_pipal(Path(folder) / "PIPAL", refs, distortions_per_ref, size, seed, test_refs=0)
         pairs = [_pair(record, preset) for record in scan_pipal_train(Path(folder) / "PIPAL")]
         settings = writer.write(out, pairs, preset)
+    mark_synthetic(Path(settings["data.root"]))
     return WrittenDataset(out, len(pairs), {"data.dataset": preset.name, "data.layout": layout, **settings})
 
 

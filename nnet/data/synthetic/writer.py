@@ -51,6 +51,22 @@ class SyntheticSummary:
     seconds: float
 
 
+MARKER = "SYNTHETIC_DATASET.txt"  # in the root of every generated tree: training records the data as synthetic
+_MARKER_TEXT = ("Written by nnet's synthetic generator (python -m nnet.data.synthetic): generated images with\n"
+                "scores from a formula, a stand-in for a real dataset. A model trained on them learns these\n"
+                "distortions, not image quality; its checkpoint records its data as synthetic.\n")
+
+
+def mark_synthetic(root: Path) -> None:
+    """Leave :data:`MARKER` in the root of a generated tree."""
+    atomic_write_text(root / MARKER, _MARKER_TEXT)
+
+
+def is_synthetic(root: str | Path) -> bool:
+    """Whether ``root`` is a tree the generator wrote (it holds :data:`MARKER`)."""
+    return (Path(root) / MARKER).is_file()
+
+
 def generate_synthetic_pipal(
     out_dir: str | Path,
     refs: int = 8,
@@ -96,6 +112,7 @@ def generate_synthetic_pipal(
         if part is not TRAIN and count:
             label_files[part] = _outside_labels_path(out_dir, labels, part)
             atomic_write_text(label_files[part], "".join(lines))
+    mark_synthetic(out_dir)
     return SyntheticSummary(
         root=out_dir,
         train_images=counts[TRAIN],

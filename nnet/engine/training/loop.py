@@ -27,6 +27,7 @@ from nnet.checkpoint import (
 from nnet.config import Config, config_to_dict, resolve_num_workers
 from nnet.data.batches.transforms import epoch_seed
 from nnet.data.datasets.presets import locate
+from nnet.data.synthetic.writer import is_synthetic
 from nnet.engine.distributed import Runtime
 from nnet.engine.paths import checkpoint_path, epoch_checkpoints
 from nnet.engine.precision import Precision, scoring_precision, training_precision
@@ -174,7 +175,8 @@ def prepare_model(config: Config, data: TrainingData, runtime: Runtime, resume: 
         description = f"resumed from {resume_path} (epoch {resume.get('epoch')}, step {resume.get('step')})"
     else:
         trunk, description = prepare_backbone(model, config.model, data.train, config.data.crop_size)
-        model.provenance = {"trunk": trunk, "data": "synthetic" if config.data.synthetic else "dataset"}
+        synthetic = config.data.synthetic or is_synthetic(locate(config.data).root)
+        model.provenance = {"trunk": trunk, "data": "synthetic" if synthetic else "dataset"}
     if runtime.is_main:
         log.info(description)
     return model.to(runtime.device)
