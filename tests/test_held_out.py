@@ -2,6 +2,7 @@
 evaluation report records its split settings, is never overwritten by one of other settings, and is strict JSON."""
 
 import json
+import logging
 import math
 
 import pytest
@@ -91,3 +92,12 @@ def test_the_whole_dataset_is_scored_with_a_warning_that_it_holds_trained_refere
     assert any("the all part scored with checkpoints_1.ckpt holds references its run used" in message
                and "not held-out scores" in message for message in warnings), warnings
     assert (tmp_path / "table" / "cross_dataset.csv").is_file()
+
+
+def test_a_checkpoint_without_its_split_record_is_scored_with_a_note(trained_on_everything, caplog):
+    config_path, _, checkpoint = trained_on_everything
+    (checkpoint.parent / "split.json").unlink()
+    caplog.set_level(logging.INFO)
+    assert main.main(["-c", str(config_path), "--mode", "evaluation", "--checkpoint", str(checkpoint),
+                      "--set", "data.val_fraction=0.5"]) == 0
+    assert f"{checkpoint}: no split.json beside it, so which references it was trained on is unknown" in caplog.text

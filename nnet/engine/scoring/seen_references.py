@@ -37,11 +37,15 @@ def trained_references(checkpoint: Path, root: Path, split: str) -> tuple[Path, 
         recorded = json.loads(path.read_text(encoding="utf-8"))
         recorded_root, parts = Path(recorded["root"]), recorded["references"]
     except FileNotFoundError:
+        log.info("%s: no %s beside it, so which references it was trained on is unknown; the %s part is scored "
+                 "unchecked", checkpoint, SPLIT_FILE, split)
         return None
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
         raise DataError(f"{path}: unreadable split record ({error}); it says which references {checkpoint.name} "
                         "was trained on: restore it, or move the checkpoint out of its run folder") from None
     if recorded_root.resolve() != root.resolve():
+        log.info("%s: trained on %s, not on %s: none of its training references are scored", checkpoint,
+                 recorded_root, root)
         return None
     return path, {part: set(parts.get(part, ())) for part in parts_to_check}
 
