@@ -14,6 +14,7 @@ from nnet.checkpoint import FORMAT_VERSION, build_checkpoint, read_checkpoint, s
 from nnet.checkpoint.integrity import content_digest
 from nnet.config import Config, DataConfig, ModelConfig, OptimizerConfig
 from nnet.data.score_scale import ScoreScale
+from nnet.data.synthetic.layouts import generate_synthetic_dataset
 from nnet.data.synthetic.writer import MARKER, is_synthetic
 from nnet.engine.paths import resolve_checkpoint
 from nnet.errors import CheckpointError
@@ -220,3 +221,12 @@ def test_a_legacy_container_without_a_digest_is_refused_with_the_resave_command(
     with pytest.raises(CheckpointError, match=rf"^{legacy}: saved in torch's legacy \(non-zip\) format, which has no "
                        r"checksums, and it holds no integrity digest.*re-save it in the zip format"):
         read_checkpoint(legacy)
+
+
+def test_real_labels_copied_over_a_generated_tree_are_not_taken_for_synthetic(tmp_path):
+    root = tmp_path / "kadid10k"
+    written = generate_synthetic_dataset(root, "kadid10k", refs=2, distortions_per_ref=2, size=48)
+    table = root / "dmos.csv"
+    assert written.settings["data.root"] == str(root) and is_synthetic(root, table)
+    table.write_text(table.read_text().replace(",", ", ", 1))  # the download's own table, say
+    assert (root / MARKER).is_file() and not is_synthetic(root, table)

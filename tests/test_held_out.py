@@ -12,10 +12,13 @@ import main
 from nnet.checkpoint.format import build_checkpoint, save_checkpoint
 from nnet.config import apply_overrides
 from nnet.config_files import load_config
+from nnet.data.datasets.presets import locate
 from nnet.data.score_scale import ScoreScale
 from nnet.engine.distributed import Runtime
 from nnet.engine.run_data import record_split, training_data
 from nnet.engine.scoring.reports import report_path, without_nan
+from nnet.engine.scoring.seen_references import check_held_out
+from nnet.errors import DataError
 from nnet.models import build_model
 from tests.conftest import TINY_INPUT
 
@@ -101,3 +104,16 @@ def test_a_checkpoint_without_its_split_record_is_scored_with_a_note(trained_on_
     assert main.main(["-c", str(config_path), "--mode", "evaluation", "--checkpoint", str(checkpoint),
                       "--set", "data.val_fraction=0.5"]) == 0
     assert f"{checkpoint}: no split.json beside it, so which references it was trained on is unknown" in caplog.text
+
+
+def test_the_protocols_own_dataset_is_scored_with_a_warning_not_refused(trained_on_everything, caplog):
+    """--mode protocol --datasets scores after every split trained: a part holding trained references is warned
+    about rather than refused (hours of training are not thrown away)."""
+    _, config, checkpoint = trained_on_everything
+    records = training_data(config.data, Runtime(torch.device("cpu"))).train
+    check_held_out(checkpoint, locate(config.data).root, "validation", records, allow=True,
+                   allowed_by="the protocol's --datasets, after training every split")
+    assert "holds references its run used" in caplog.text
+    assert "(the protocol's --datasets, after training every split: scored anyway)" in caplog.text
+    with pytest.raises(DataError, match="--allow-trained-references"):
+        check_held_out(checkpoint, locate(config.data).root, "validation", records)

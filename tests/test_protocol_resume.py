@@ -6,6 +6,7 @@ the files such a kill leaves, made by deleting the newer ones, resumed by both t
 import csv
 import shutil
 import signal
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import main
 from nnet.config_files import load_config
 from nnet.engine.distributed import Runtime
 from nnet.engine.protocol.plan import plan_protocol
+from nnet.engine.protocol.stacked import resume_epoch
 from nnet.engine.run_data import training_data
 from tests.protocol_data import write_config, write_dataset
 from tests.test_crash_resume import finish, start
@@ -94,3 +96,25 @@ def test_a_protocol_resumes_from_the_files_a_kill_leaves(tmp_path, trainer):
     for split, theirs in weights.items():
         ours = torch.load(report / split / FINAL, weights_only=True)["model_state_dict"]
         assert all(torch.equal(ours[name], tensor) for name, tensor in theirs.items()), split
+
+
+def test_the_group_resumes_from_the_newest_epoch_every_split_has_complete(tmp_path):
+    config = load_config(str(write_config(tmp_path, write_dataset(tmp_path / "data"))))
+    splits = plan_protocol(config, 2)
+
+    def write(split, epoch: int, complete: bool) -> None:
+        path = split.folder / f"checkpoints_{epoch}.ckpt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("data.pkl", b"x" * 100)
+        if not complete:
+            path.write_bytes(path.read_bytes()[:50])
+
+    assert resume_epoch(splits) == 0
+    write(splits[0], 1, True), write(splits[0], 2, False)
+    write(splits[1], 1, False), write(splits[1], 2, True)
+    assert resume_epoch(splits) == 0  # no epoch is complete in both: a fresh start, not a damaged file
+    write(splits[1], 1, True)
+    assert resume_epoch(splits) == 1
+    write(splits[0], 2, True), write(splits[0], 3, True)
+    assert resume_epoch(splits) == 2

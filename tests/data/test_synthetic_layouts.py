@@ -8,7 +8,7 @@ from scipy import stats
 
 from nnet.config import DataConfig
 from nnet.data.datasets.pipal import scan_pipal_train
-from nnet.data.datasets.presets import PRESETS, read_dataset
+from nnet.data.datasets.presets import PRESETS, locate, read_dataset
 from nnet.data.synthetic.cli import main
 from nnet.data.synthetic.layouts import WRITERS, generate_synthetic_dataset
 from nnet.data.synthetic.writer import generate_synthetic_pipal, is_synthetic
@@ -34,7 +34,8 @@ def pipal_scores(tmp_path_factory):
 @pytest.mark.parametrize(("dataset", "layout"), EVERY_LAYOUT)
 def test_each_layout_reads_back_with_the_presets_direction_and_scale(tmp_path, dataset, layout, pipal_scores):
     written = generate_synthetic_dataset(tmp_path / "out", dataset, layout, **TINY)
-    assert is_synthetic(written.settings["data.root"])  # training on it records synthetic data
+    source = locate(data_config(written.settings))
+    assert is_synthetic(source.root, source.table)  # training on it records synthetic data
     records = read_dataset(data_config(written.settings))
     preset = PRESETS[dataset]
     assert written.pairs == len(records) == len(pipal_scores) == 12

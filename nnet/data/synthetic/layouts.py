@@ -89,7 +89,9 @@ def generate_synthetic_dataset(out: str | Path, dataset: str, layout: str = "dow
         generate_synthetic_pipal(Path(folder) / "PIPAL", refs, distortions_per_ref, size, seed, test_refs=0)
         pairs = [_pair(record, preset) for record in scan_pipal_train(Path(folder) / "PIPAL")]
         settings = writer.write(out, pairs, preset)
-    mark_synthetic(Path(settings["data.root"]))
+    root = Path(settings["data.root"])
+    table = settings.get("data.csv_path") or (root / preset.label_file if preset.label_file else None)
+    mark_synthetic(root, None if table is None else Path(table))  # the table the preset's reader reads
     return WrittenDataset(out, len(pairs), {"data.dataset": preset.name, "data.layout": layout, **settings})
 
 

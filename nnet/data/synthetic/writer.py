@@ -9,6 +9,7 @@ Scores come from an SSIM/PSNR blend on PIPAL's scale plus a little rater noise, 
 with each distortion's severity. Files are byte-identical for the same arguments.
 """
 
+import hashlib
 import shutil
 import time
 from dataclasses import dataclass
@@ -55,16 +56,31 @@ MARKER = "SYNTHETIC_DATASET.txt"  # in the root of every generated tree: trainin
 _MARKER_TEXT = ("Written by nnet's synthetic generator (python -m nnet.data.synthetic): generated images with\n"
                 "scores from a formula, a stand-in for a real dataset. A model trained on them learns these\n"
                 "distortions, not image quality; its checkpoint records its data as synthetic.\n")
+_LABELS_LINE = "labels sha256: "
 
 
-def mark_synthetic(root: Path) -> None:
-    """Leave :data:`MARKER` in the root of a generated tree."""
-    atomic_write_text(root / MARKER, _MARKER_TEXT)
+def labels_digest(root: Path, table: Path | None) -> str:
+    """sha256 of the scores a tree holds: its label table, or (``table`` None) PIPAL's ``Train_Label`` files."""
+    hasher = hashlib.sha256()
+    for path in [table] if table is not None else sorted((root / "Train_Label").glob("*.txt")):
+        hasher.update(path.name.encode() + b"\0" + path.read_bytes())
+    return hasher.hexdigest()
 
 
-def is_synthetic(root: str | Path) -> bool:
-    """Whether ``root`` is a tree the generator wrote (it holds :data:`MARKER`)."""
-    return (Path(root) / MARKER).is_file()
+def mark_synthetic(root: Path, table: Path | None = None) -> None:
+    """Leave :data:`MARKER` in the root of a generated tree, bound to its labels (``table``, as
+    :func:`labels_digest` takes it): real data copied over the tree later is not taken for synthetic."""
+    atomic_write_text(root / MARKER, f"{_MARKER_TEXT}{_LABELS_LINE}{labels_digest(root, table)}\n")
+
+
+def is_synthetic(root: str | Path, table: Path | None = None) -> bool:
+    """Whether the labels at ``root`` (``table``: the dataset's label table, None for PIPAL's label folder)
+    are still those the generator wrote there."""
+    marker = Path(root) / MARKER
+    try:
+        return f"{_LABELS_LINE}{labels_digest(Path(root), table)}" in marker.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def generate_synthetic_pipal(

@@ -33,6 +33,7 @@ from nnet.engine.protocol.stacked import StackedTrainer, StackingUnavailable
 from nnet.engine.run_data import ensure_synthetic_dataset, training_data
 from nnet.engine.scoring import cross_dataset, evaluate
 from nnet.engine.scoring.scorer import load_scorer
+from nnet.engine.scoring.seen_references import check_held_out
 from nnet.engine.training import loop, swa
 from nnet.errors import ConfigError
 from nnet.fileio import atomic_write_text
@@ -73,6 +74,10 @@ def run_protocol(config: Config, runtime: Runtime, splits: int, sequential: bool
     trainers = sorted(set(gather_objects(runtime, trainer)))
     rows = []
     if datasets:
+        for result in results:  # a split's model on its own dataset: warned about, after hours of training
+            for dataset in datasets:
+                check_held_out(Path(result["checkpoint"]), dataset.source.root, dataset.split, dataset.records,
+                               allow=True, allowed_by="the protocol's --datasets, after training every split")
         rows = cross_dataset.score_rows([Path(result["checkpoint"]) for result in results], datasets, config,
                                         runtime, labels=[f"split_{result['split']}" for result in results],
                                         trust=trust)

@@ -40,7 +40,7 @@ from torch.func import functional_call, vmap
 from nnet.checkpoint import read_checkpoint
 from nnet.data.batches.transforms import epoch_seed
 from nnet.engine.distributed import Runtime
-from nnet.engine.paths import checkpoint_path, newest_complete_epoch
+from nnet.engine.paths import check_complete, checkpoint_path, epoch_checkpoints
 from nnet.engine.precision import training_precision
 from nnet.engine.preflight import CHECKPOINT_BYTES, check_output_folder
 from nnet.engine.protocol.plan import ProtocolSplit
@@ -58,7 +58,7 @@ from nnet.engine.training.loop import (
 )
 from nnet.engine.training.seeding import seed_everything
 from nnet.engine.training.step import HeadOnly, TrainingStep, build_optimizer
-from nnet.errors import IQAError
+from nnet.errors import CheckpointError, IQAError
 from nnet.progress import progress
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,16 @@ def resume_epoch(splits: list[ProtocolSplit]) -> int:
     """The newest epoch whose checkpoint every split has complete (0: none); the group resumes there. Only the
     archives are checked, as for a single run's ``--checkpoint last``: the newer checkpoints some splits have
     are no inputs of this run, which writes them again."""
-    return min(newest_complete_epoch(split.config) for split in splits)
+    files = [epoch_checkpoints(split.config) for split in splits]
+    for epoch in sorted(set.intersection(*(set(found) for found in files)), reverse=True):
+        try:
+            for found in files:
+                check_complete(found[epoch])
+        except CheckpointError as error:
+            log.warning("skipping the unreadable checkpoint %s", error)
+            continue
+        return epoch
+    return 0
 
 
 class StackedTrainer:
@@ -161,9 +170,11 @@ class StackedTrainer:
     def train(self) -> None:
         """Train every split from the group's resume epoch to the last, writing each split's checkpoints."""
         config = self.config
-        log.info("training %d splits side by side from epoch %d (%s, one trunk call per step, heads stacked)",
-                 len(self.runs), self.start_epoch + 1,
-                 f"autocast {self.precision.dtype}" if self.precision.dtype else "fp32")
+        calls = ("one trunk call per step, heads stacked" if self.batched_heads else
+                 "each split's trunk call and head step in turn" if self.runtime.device.type == "cpu" else
+                 "one trunk call per step, heads in turn")
+        log.info("training %d splits side by side from epoch %d (%s, %s)", len(self.runs), self.start_epoch + 1,
+                 f"autocast {self.precision.dtype}" if self.precision.dtype else "fp32", calls)
         try:
             for epoch in range(self.start_epoch + 1, config.epochs + 1):
                 seed_everything(epoch_seed(config.seed, epoch))

@@ -44,16 +44,17 @@ def trained_references(checkpoint: Path, root: Path, split: str) -> tuple[Path, 
         raise DataError(f"{path}: unreadable split record ({error}); it says which references {checkpoint.name} "
                         "was trained on: restore it, or move the checkpoint out of its run folder") from None
     if recorded_root.resolve() != root.resolve():
-        log.info("%s: trained on %s, not on %s: none of its training references are scored", checkpoint,
-                 recorded_root, root)
+        log.info("%s: its run's split record names another folder (%s, not %s); the held-out check does not "
+                 "apply", checkpoint, recorded_root, root)
         return None
     return path, {part: set(parts.get(part, ())) for part in parts_to_check}
 
 
 def check_held_out(checkpoint: Path, root: Path, split: str, records: Sequence[PairRecord],
-                   allow: bool = False) -> None:
+                   allow: bool = False, allowed_by: str = f"{ALLOW_OPTION} given") -> None:
     """Refuse (DataError naming the references) when the ``split`` part of ``records`` holds references the
-    checkpoint's run trained (or validated) on; with ``allow``, or for the ``all`` split, log a warning instead."""
+    checkpoint's run trained (or validated) on; with ``allow`` (``allowed_by`` says why, in the warning), or
+    for the ``all`` split, log a warning instead."""
     found = trained_references(checkpoint, root, split)
     if found is None:
         return
@@ -73,4 +74,4 @@ def check_held_out(checkpoint: Path, root: Path, split: str, records: Sequence[P
     if not allow:
         raise DataError(f"{problem}; score the part the run held out (the fractions and seed of {path.name}), "
                         f"or pass {ALLOW_OPTION} to score them anyway")
-    log.warning("%s (%s given: scored anyway)", problem, ALLOW_OPTION)
+    log.warning("%s (%s: scored anyway)", problem, allowed_by)

@@ -175,7 +175,8 @@ def prepare_model(config: Config, data: TrainingData, runtime: Runtime, resume: 
         description = f"resumed from {resume_path} (epoch {resume.get('epoch')}, step {resume.get('step')})"
     else:
         trunk, description = prepare_backbone(model, config.model, data.train, config.data.crop_size)
-        synthetic = config.data.synthetic or is_synthetic(locate(config.data).root)
+        source = locate(config.data)
+        synthetic = config.data.synthetic or is_synthetic(source.root, source.table)
         model.provenance = {"trunk": trunk, "data": "synthetic" if synthetic else "dataset"}
     if runtime.is_main:
         log.info(description)
