@@ -67,18 +67,24 @@ def check_complete(path: Path) -> None:
     check_archive(path)
 
 
-def newest_complete_epoch(config: Config) -> int:
-    """The newest epoch whose checkpoint archive is complete (0: none); newer damaged ones are reported."""
+def newest_complete_epoch(*configs: Config) -> int:
+    """The newest epoch whose checkpoint archive every one of the runs of ``configs`` has complete (0: none);
+    newer damaged ones are reported and skipped. Only archives are checked (no file is loaded or marked as an
+    input): a run resuming there writes the newer checkpoints again."""
+    found = [epoch_checkpoints(config) for config in configs]
     skipped = []
-    for epoch, path in reversed(epoch_checkpoints(config).items()):
+    for epoch in sorted(set.intersection(*(set(files) for files in found)), reverse=True):
+        paths = [files[epoch] for files in found]
         try:
-            check_complete(path)
+            for path in paths:
+                check_complete(path)
         except CheckpointError as error:
             log.warning("skipping the unreadable checkpoint %s", error)
-            skipped.append(path.name)
+            skipped.append(path.name)  # the path that failed
             continue
         if skipped:
-            log.warning("using %s, the newest complete checkpoint, instead of %s", path, ", ".join(skipped))
+            log.warning("using %s, the newest complete checkpoint, instead of %s", ", ".join(map(str, paths)),
+                        ", ".join(skipped))
         return epoch
     return 0
 

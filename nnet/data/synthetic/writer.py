@@ -76,9 +76,9 @@ def mark_synthetic(root: Path, table: Path | None = None) -> None:
 def is_synthetic(root: str | Path, table: Path | None = None) -> bool:
     """Whether the labels at ``root`` (``table``: the dataset's label table, None for PIPAL's label folder)
     are still those the generator wrote there."""
-    marker = Path(root) / MARKER
     try:
-        return f"{_LABELS_LINE}{labels_digest(Path(root), table)}" in marker.read_text(encoding="utf-8").splitlines()
+        lines = (Path(root) / MARKER).read_text(encoding="utf-8").splitlines()  # first: real trees have none
+        return f"{_LABELS_LINE}{labels_digest(Path(root), table)}" in lines
     except (OSError, UnicodeDecodeError):
         return False
 

@@ -40,7 +40,7 @@ from torch.func import functional_call, vmap
 from nnet.checkpoint import read_checkpoint
 from nnet.data.batches.transforms import epoch_seed
 from nnet.engine.distributed import Runtime
-from nnet.engine.paths import check_complete, checkpoint_path, epoch_checkpoints
+from nnet.engine.paths import checkpoint_path, newest_complete_epoch
 from nnet.engine.precision import training_precision
 from nnet.engine.preflight import CHECKPOINT_BYTES, check_output_folder
 from nnet.engine.protocol.plan import ProtocolSplit
@@ -58,7 +58,7 @@ from nnet.engine.training.loop import (
 )
 from nnet.engine.training.seeding import seed_everything
 from nnet.engine.training.step import HeadOnly, TrainingStep, build_optimizer
-from nnet.errors import CheckpointError, IQAError
+from nnet.errors import IQAError
 from nnet.progress import progress
 
 log = logging.getLogger(__name__)
@@ -103,19 +103,9 @@ def set_rng_states(states: list[torch.Tensor], device: torch.device) -> None:
 
 
 def resume_epoch(splits: list[ProtocolSplit]) -> int:
-    """The newest epoch whose checkpoint every split has complete (0: none); the group resumes there. Only the
-    archives are checked, as for a single run's ``--checkpoint last``: the newer checkpoints some splits have
-    are no inputs of this run, which writes them again."""
-    files = [epoch_checkpoints(split.config) for split in splits]
-    for epoch in sorted(set.intersection(*(set(found) for found in files)), reverse=True):
-        try:
-            for found in files:
-                check_complete(found[epoch])
-        except CheckpointError as error:
-            log.warning("skipping the unreadable checkpoint %s", error)
-            continue
-        return epoch
-    return 0
+    """The newest epoch whose checkpoint every split has complete (0: none); the group resumes there, as a
+    single run's ``--checkpoint last`` does (:func:`nnet.engine.paths.newest_complete_epoch`)."""
+    return newest_complete_epoch(*(split.config for split in splits))
 
 
 class StackedTrainer:
