@@ -117,3 +117,16 @@ def test_the_protocols_own_dataset_is_scored_with_a_warning_not_refused(trained_
     assert "(the protocol's --datasets, after training every split: scored anyway)" in caplog.text
     with pytest.raises(DataError, match="--allow-trained-references"):
         check_held_out(checkpoint, locate(config.data).root, "validation", records)
+
+
+def test_a_split_record_of_another_folder_is_scored_with_a_note(trained_on_everything, caplog):
+    config_path, _, checkpoint = trained_on_everything
+    record = checkpoint.parent / "split.json"
+    recorded = json.loads(record.read_text())
+    recorded["root"] = str(checkpoint.parent / "elsewhere")
+    record.write_text(json.dumps(recorded))
+    caplog.set_level(logging.INFO)
+    assert main.main(["-c", str(config_path), "--mode", "evaluation", "--checkpoint", str(checkpoint),
+                      "--set", "data.val_fraction=0.5"]) == 0
+    assert "its run's split record names another folder" in caplog.text
+    assert "the held-out check does not apply" in caplog.text
